@@ -1,0 +1,37 @@
+"""`worldsim bench [NAME ...] [--json] [--quick]`: run benchmarks; with `--json`, print one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+from worldsim.bench.report import machine
+from worldsim.errors import ConfigError
+
+# name -> module with `run(quick: bool) -> BenchReport`
+BENCHMARKS: dict[str, str] = {
+    "scenes": "worldsim.bench.scenes",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    p.add_argument("--json", action="store_true", help="print one JSON object of the figures instead of tables")
+    p.add_argument("--quick", action="store_true", help="fewer repetitions (for smoke tests; figures are noisier)")
+
+
+def main(args: argparse.Namespace) -> int:
+    names = args.names or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ConfigError(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}", field="NAME")
+    reports = [importlib.import_module(BENCHMARKS[n]).run(quick=args.quick) for n in names]
+    if args.json:
+        out = {"machine": machine(), "benchmarks": {r.name: r.to_json() for r in reports}}
+        if len(reports) == 1:
+            out = reports[0].to_json()
+        print(json.dumps(out))
+    else:
+        print("\n\n".join(r.table() for r in reports))
+    return 0

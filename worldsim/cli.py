@@ -1,0 +1,51 @@
+"""The `worldsim` command. Each subcommand lives in the module named after what it does; this file only
+parses the first word, imports that module lazily (so `worldsim --help` stays fast), and turns a
+`WorldsimError` into one clear line and a non-zero exit (a traceback only with `--debug`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from worldsim.errors import WorldsimError
+
+# name -> (module, one-line help). Each module has `add_arguments(parser)` and `main(args) -> int | None`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("worldsim.demo", "the main job: simulate the default scene and write a video (and, later, the report)"),
+    "bench": ("worldsim.bench.cli", "run a benchmark and print its figures beside their references"),
+    "scenes": ("worldsim.sim.cli", "list the registered scenes, or describe one"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worldsim", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print full tracebacks on errors")
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except WorldsimError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"worldsim: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("worldsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Rendering of one frame with everything the recorder and probes need: colour, segmentation, and each object's
+pixel centroid and visible fraction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from worldsim.sim.scene import Scene
+
+
+@dataclass
+class Frame:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    visible: np.ndarray  # (K,) visible pixels / pixels the object would cover with nothing in front of it
+    centroid: np.ndarray  # (K, 2) mean (u, v) of the object's visible pixels, pixel centres at +0.5; NaN if none
+    pixels: np.ndarray  # (K,) visible pixel count
+
+
+class FrameRenderer:
+    """Renders a scene's frames: one colour render, one segmentation render, and one isolated segmentation
+    render per active object (every other geom hidden) to count the pixels it would cover unoccluded."""
+
+    def __init__(self, scene: Scene, model: mujoco.MjModel, height: int, width: int):
+        self.scene, self.model = scene, model
+        self.height, self.width = height, width
+        if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
+            model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
+            model.vis.global_.offheight = max(height, model.vis.global_.offheight)
+        self._renderer = mujoco.Renderer(model, height=height, width=width)
+        n_geom = model.ngeom
+        # geom id -> object index (or -1) for turning a segmentation image into object masks
+        self._geom_to_obj = np.full(n_geom + 1, -1, dtype=np.int64)
+        for k, ids in enumerate(scene.objects):
+            self._geom_to_obj[ids.geoms] = k
+        self._cols = np.arange(width) + 0.5
+        self._rows = np.arange(height) + 0.5
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def _segment(self, data: mujoco.MjData, camera: int) -> np.ndarray:
+        """(H, W) object index per pixel, -1 where no object is seen."""
+        r = self._renderer
+        r.update_scene(data, camera=camera)
+        seg = r.render()  # (H, W, 2): geom id, object type
+        ids = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], -1)
+        return self._geom_to_obj[ids]
+
+    def render(self, data: mujoco.MjData, camera: int, active: np.ndarray, visibility: bool = True) -> Frame:
+        r, m = self._renderer, self.model
+        r.disable_segmentation_rendering()
+        r.update_scene(data, camera=camera)
+        rgb = r.render().copy()
+        k = len(self.scene.objects)
+        visible = np.zeros(k)
+        centroid = np.full((k, 2), np.nan)
+        pixels = np.zeros(k, dtype=np.int64)
+        if not visibility:
+            return Frame(rgb, np.full(k, np.nan), centroid, pixels)
+        r.enable_segmentation_rendering()
+        try:
+            obj = self._segment(data, camera)
+            counts = np.bincount(obj.ravel() + 1, minlength=k + 1)[1:]
+            pixels[:] = counts
+            for i in np.flatnonzero(counts):
+                mask = obj == i
+                centroid[i] = (self._cols @ mask.sum(0) / counts[i], self._rows @ mask.sum(1) / counts[i])
+            alpha = m.geom_rgba[:, 3].copy()
+            try:
+                for i in np.flatnonzero(active):
+                    m.geom_rgba[:, 3] = 0.0
+                    m.geom_rgba[self.scene.objects[i].geoms, 3] = alpha[self.scene.objects[i].geoms]
+                    full = int((self._segment(data, camera) == i).sum())
+                    visible[i] = counts[i] / full if full else 0.0
+            finally:
+                m.geom_rgba[:, 3] = alpha
+        finally:
+            r.disable_segmentation_rendering()
+        return Frame(rgb, visible, centroid, pixels)

@@ -1,0 +1,1 @@
+"""Visualisation: video files, grids, plots and ipywidgets."""
