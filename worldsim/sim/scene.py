@@ -133,13 +133,15 @@ class Scene:
         params: dict[str, float | list[float]] = {}
         n_obj = len(spec.objects)
         for name, q in spec.quantities.items():
-            k = n_obj if q.per_object else 1
-            if q.mode == "fixed":
-                vals = [q.value] * k
-            else:
-                ranges = q.ood if name in ood_names else (q.id,)
-                vals = []
-                for _ in range(k):
+            targets = [q.objects is None or o.name in q.objects for o in spec.objects] if q.per_object else [True]
+            vals: list[float | None] = []
+            for applies in targets:
+                if not applies:
+                    vals.append(None)
+                elif q.mode == "fixed":
+                    vals.append(q.value)
+                else:
+                    ranges = q.ood if name in ood_names else (q.id,)
                     lo, hi = ranges[int(rng.integers(len(ranges)))] if len(ranges) > 1 else ranges[0]
                     vals.append(float(rng.integers(int(lo), int(hi) + 1)) if q.kind == "count" else float(rng.uniform(lo, hi)))
             params[name] = vals if q.per_object else vals[0]
@@ -165,7 +167,7 @@ class Scene:
         kinds = {q.kind: name for name, q in spec.quantities.items()}
 
         def per_object(kind: str, i: int) -> float | None:
-            return params[kinds[kind]][i] if kind in kinds else None
+            return self._get(params, kinds, kind, i)
 
         if "gravity" in kinds:
             model.opt.gravity[:] = (0.0, 0.0, -float(params[kinds["gravity"]]))
@@ -210,22 +212,21 @@ class Scene:
                 continue
             radius = float(model.geom_rbound[ids.geoms].max())
             target = data.xpos[ids.body].copy()
-            for name, ax in axes.items():
-                if name in kinds:
-                    target[ax] = params[kinds[name]][i]
+            drawn = {ax: kinds[n] for n, ax in axes.items() if self._get(params, kinds, n, i) is not None}
+            for ax, qname in drawn.items():
+                target[ax] = params[qname][i]
             for _ in range(100):  # overlaps are re-drawn from the id ranges of the position quantities
                 if all(np.linalg.norm(target - p) > radius + r + 0.01 for p, r in placed):
                     break
-                for name, ax in axes.items():
-                    if name in kinds and spec.quantities[kinds[name]].mode != "fixed":
-                        lo, hi = spec.quantities[kinds[name]].id
+                for ax, qname in drawn.items():
+                    if spec.quantities[qname].mode != "fixed":
+                        lo, hi = spec.quantities[qname].id
                         target[ax] = rng.uniform(lo, hi)
             else:
                 raise SceneError("could not place objects without overlap in 100 tries; widen the position ranges",
                                  source=spec.source, field="quantities")
-            for name, ax in axes.items():
-                if name in kinds:
-                    params[kinds[name]][i] = float(target[ax])
+            for ax, qname in drawn.items():
+                params[qname][i] = float(target[ax])
             placed.append((target, radius))
             offset = target - data.xpos[ids.body]
             for ax, adr in ids.qpos_axes.items():
@@ -240,7 +241,8 @@ class Scene:
         mujoco.mj_forward(model, data)
 
     @staticmethod
-    def _get(params, kinds, kind, i):
+    def _get(params, kinds, kind, i) -> float | None:
+        """Object i's value of a per-object quantity kind, or None where the scene has none for it."""
         return params[kinds[kind]][i] if kind in kinds else None
 
 

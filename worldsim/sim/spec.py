@@ -47,6 +47,7 @@ class QuantitySpec:
     id: tuple[float, float] | None = None
     ood: tuple[tuple[float, float], ...] = ()
     value: float | None = None
+    objects: tuple[str, ...] | None = None  # per-object kinds: the objects it applies to (None: all)
 
     @property
     def per_object(self) -> bool:
@@ -123,7 +124,7 @@ def _range(v: Any, path: Path, fld: str) -> tuple[float, float]:
 
 def _quantity(name: str, d: Any, path: Path) -> QuantitySpec:
     fld = f"quantities.{name}"
-    d = _take(d, {"kind", "mode", "id", "ood", "value"}, set(), path, fld)
+    d = _take(d, {"kind", "mode", "id", "ood", "value", "objects"}, set(), path, fld)
     kind = d.get("kind", name)
     if kind not in OBSERVABLE_KINDS | HIDDEN_KINDS:
         raise _fail(path, f"{fld}.kind", f"unknown quantity kind {kind!r}; known: {sorted(OBSERVABLE_KINDS | HIDDEN_KINDS)}")
@@ -132,12 +133,19 @@ def _quantity(name: str, d: Any, path: Path) -> QuantitySpec:
         raise _fail(path, f"{fld}.mode", f"expected random, fixed or conditioned, got {mode!r}")
     if kind in HIDDEN_KINDS and mode == "random":
         raise _fail(path, f"{fld}.mode", f"{kind!r} cannot be seen in pixels: declare it `fixed` or `conditioned`")
+    objects = d.get("objects")
+    if objects is not None:
+        if kind not in PER_OBJECT_KINDS:
+            raise _fail(path, f"{fld}.objects", f"{kind!r} is not a per-object quantity")
+        if not (isinstance(objects, list) and objects and all(isinstance(o, str) for o in objects)):
+            raise _fail(path, f"{fld}.objects", "expected a non-empty list of object names")
+        objects = tuple(objects)
     if mode == "fixed":
         if "value" not in d or not isinstance(d["value"], (int, float)):
             raise _fail(path, f"{fld}.value", "a fixed quantity needs a numeric `value`")
         if "id" in d or "ood" in d:
             raise _fail(path, fld, "a fixed quantity takes `value`, not `id`/`ood` ranges")
-        return QuantitySpec(kind=kind, mode=mode, value=float(d["value"]))
+        return QuantitySpec(kind=kind, mode=mode, value=float(d["value"]), objects=objects)
     if "id" not in d:
         raise _fail(path, f"{fld}.id", "a randomised quantity needs an in-distribution range `id`")
     if "value" in d:
@@ -150,7 +158,7 @@ def _quantity(name: str, d: Any, path: Path) -> QuantitySpec:
     for i, (lo, hi) in enumerate(ood):
         if lo < idr[1] and hi > idr[0]:
             raise _fail(path, f"{fld}.ood[{i}]", f"out-of-distribution range {[lo, hi]} overlaps the id range {list(idr)}")
-    return QuantitySpec(kind=kind, mode=mode, id=idr, ood=ood)
+    return QuantitySpec(kind=kind, mode=mode, id=idr, ood=ood, objects=objects)
 
 
 def _colour(v: Any, path: Path, fld: str) -> tuple[int, int, int]:
@@ -211,6 +219,10 @@ def load_spec(path: str | Path) -> SceneSpec:
                             f"(distance {colour_distance(a.colour, b.colour):.0f} < {MIN_COLOUR_DISTANCE:.0f}): "
                             "objects must be told apart by colour")
     quantities = {str(k): _quantity(str(k), v, path) for k, v in (d.get("quantities") or {}).items()}
+    for qname, q in quantities.items():
+        for o in q.objects or ():
+            if o not in names:
+                raise _fail(path, f"quantities.{qname}.objects", f"unknown object {o!r}; objects: {names}")
     if "count" in quantities:
         q = quantities["count"]
         n_req = sum(not o.optional for o in objects)

@@ -1,0 +1,35 @@
+"""Shared fixtures. Tests run on 2 shared cores: keep torch to one thread so parallel work stays predictable."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli():
+    """Run the real `worldsim` console command in a subprocess; returns CompletedProcess with text output."""
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        exe = Path(sys.executable).with_name("worldsim")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+    return run
+
+
+def doc_files(doc: Path, folder: Path) -> list[Path]:
+    """Write every fenced block marked ```lang file=NAME in a Markdown doc into `folder`, literally."""
+    out = []
+    for name, body in re.findall(r"```\w+ file=(\S+)\n(.*?)```", doc.read_text(), re.S):
+        path = folder / name
+        path.write_text(body)
+        out.append(path)
+    return out
