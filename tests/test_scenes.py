@@ -39,7 +39,11 @@ def test_builtin_folders_match_spec_names():
 
 
 def test_check_env(scene_name):
-    env = worldsim.make(scene_name, resolution=32)
+    """gymnasium's checker on the registered id (so the registration and its wrappers are checked too)."""
+    import gymnasium
+
+    env = gymnasium.make(worldsim.sim.registry.env_id(scene_name), resolution=32)
+    check_env(env.unwrapped)
     check_env(env)
     env.close()
 
