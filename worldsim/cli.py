@@ -14,9 +14,16 @@ from worldsim.errors import WorldsimError
 # name -> (module, one-line help). Each module has `add_arguments(parser)` and `main(args) -> int | None`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("worldsim.demo", "the main job: simulate the default scene and write a video (and, later, the report)"),
+    "fit": ("worldsim.training.cli", "train a world model with LightningCLI (YAML in configs/train/)"),
     "bench": ("worldsim.bench.cli", "run a benchmark and print its figures beside their references"),
     "scenes": ("worldsim.sim.cli", "list the registered scenes, or describe one"),
+    "evaluate": ("worldsim.eval.evaluate", "score a model and the baselines against MuJoCo; write metrics.json and report.html"),
+    "record": ("worldsim.data.recorder", "record simulation episodes into a zarr v3 store (docs/data.md)"),
+    "inspect": ("worldsim.data.inspect", "summarise a recorded store; export an episode to mp4/gif and a contact sheet"),
 }
+
+
+PASSTHROUGH = {"fit"}  # commands whose arguments go untouched to their own parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print full tracebacks on errors")
-        importlib.import_module(module).add_arguments(p)
+        if name in PASSTHROUGH:  # listed for --help; main() hands its arguments to the module before argparse
+            p = sub.add_parser(name, help=help_, add_help=False)
+        else:
+            p = sub.add_parser(name, help=help_, description=help_)
+            p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print full tracebacks on errors")
+            importlib.import_module(module).add_arguments(p)
         p.set_defaults(_module=module)
     return parser
 
@@ -35,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
+        rest = [a for a in argv if a != "--debug"]
+        if rest and rest[0] in PASSTHROUGH:  # e.g. `worldsim fit --config ...`: LightningCLI parses the rest
+            return int(importlib.import_module(COMMANDS[rest[0]][0]).run(rest[1:]) or 0)
         args = build_parser().parse_args(argv)
         return int(importlib.import_module(args._module).main(args) or 0)
     except WorldsimError as e:

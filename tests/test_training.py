@@ -1,0 +1,208 @@
+"""Training with Lightning, end to end on CPU: `worldsim fit`, exact resume after SIGKILL, DDP on two CPU
+processes, exported weights without Lightning, the GPU presets, and clear errors for bad data or config."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from worldsim.data.recorder import RecordConfig, record
+from worldsim.errors import StoreError
+
+from conftest import ROOT
+
+DEBUG = ROOT / "configs" / "train" / "debug.yaml"
+# One thread and deterministic kernels: bit-equal runs on CPU need both (docs/training.md).
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+       "PYTHONPATH": str(ROOT / "tests" / "plugins")}  # test-only callbacks (rank_weights.py) for the subprocesses
+
+
+def _record(store: Path, split: str, episodes: int, frames: int = 12, resolution=16, **kw) -> Path:
+    record(RecordConfig(store=str(store), scene="bounce", split=split, episodes=episodes, frames=frames,
+                        resolution=resolution, progress=False, **kw))
+    return store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "bounce16.zarr"
+    _record(path, "train", 6)
+    _record(path, "val", 2)
+    return path
+
+
+def fit(run: Path, store: Path, *extra: str, wait: bool = True, timeout: float = 600):
+    exe = Path(sys.executable).with_name("worldsim")
+    args = [str(exe), "fit", "--config", str(DEBUG), "--data.stores", f"[{store}]",
+            "--trainer.default_root_dir", str(run), *extra]
+    if not wait:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def test_fit_smoke(store, tmp_path):
+    res = fit(tmp_path / "run", store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "model.safetensors").is_file()
+    log = run / "logs" / "version_0"
+    assert (log / "config.yaml").is_file() and (log / "metrics.csv").is_file()
+    assert list(log.glob("events.out.tfevents.*")), "no TensorBoard log"
+    lines = (log / "metrics.csv").read_text().splitlines()
+    assert "train/loss" in lines[0] and "val/loss" in lines[0] and len(lines) > 6
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_resume_after_sigkill_is_bit_equal(store, tmp_path):
+    """A run killed with SIGKILL mid-training and resumed from `last` ends with weights bit-equal to an
+    uninterrupted run of the same length (EMA, optimizer, schedule and data position all restored)."""
+    full = fit(tmp_path / "full", store)
+    assert full.returncode == 0, full.stdout + full.stderr
+    killed = tmp_path / "killed"
+    proc = fit(killed, store, wait=False)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists() and torch.load(last, weights_only=True, map_location="cpu")["global_step"] >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed:\n" + proc.stdout.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+    assert 3 <= step < 6
+    resumed = fit(killed, store, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    a, b = _state(tmp_path / "full" / "model.safetensors"), _state(killed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ddp_two_cpu_processes(store, tmp_path):
+    """DDP with gloo on 2 CPU processes: every rank ends with the same weights, close to one process that sees the
+    same global batch (batch 2 per rank vs batch 4)."""
+    save = ["--trainer.callbacks+=rank_weights.SaveRankWeights"]
+    ddp = fit(tmp_path / "ddp", store, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_steps", "3",
+              "--trainer.limit_val_batches", "0", "--checkpoint_every", "100", *save, timeout=900)
+    assert ddp.returncode == 0, ddp.stdout + ddp.stderr
+    single = fit(tmp_path / "single", store, "--trainer.max_steps", "3", "--data.batch_size", "4",
+                 "--trainer.limit_val_batches", "0", "--checkpoint_every", "100", *save)
+    assert single.returncode == 0, single.stdout + single.stderr
+    ranks = sorted((tmp_path / "ddp").glob("rank*.safetensors"))
+    assert len(ranks) == 2, "each rank writes its raw weights"
+    r0, r1 = _state(ranks[0]), _state(ranks[1])
+    one = _state(tmp_path / "single" / "rank0.safetensors")
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+        assert torch.allclose(r0[k], one[k], atol=1e-4, rtol=1e-3), k
+
+
+def test_exported_weights_load_without_lightning(store, tmp_path):
+    """The export reproduces the module's (EMA) outputs in a process that never imports Lightning."""
+    res = fit(tmp_path / "run", store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    ema = next(v["shadow"] for k, v in ckpt["callbacks"].items() if k.startswith("EMA"))
+    code = f"""
+import sys, torch
+from worldsim.models.load import load_model
+net, meta = load_model({str(tmp_path / 'run' / 'model.safetensors')!r})
+assert "lightning" not in sys.modules and "worldsim.training" not in sys.modules, sorted(sys.modules)
+torch.manual_seed(0)
+x = torch.randn(1, 4, 3, 16, 16); noise = torch.full((1, 4), 0.3)
+torch.save(net(x, noise), {str(tmp_path / 'out.pt')!r})
+print(meta["scene"]["name"], meta["training"]["steps"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["bounce", "6"]
+    from worldsim.training.module import WorldModel
+
+    module = WorldModel(**{k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")})
+    module.load_state_dict({k: ema.get(k, v) for k, v in ckpt["state_dict"].items()})
+    module.eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 3, 16, 16)
+    noise = torch.full((1, 4), 0.3)
+    expected = module.net(x, noise)
+    assert torch.equal(torch.load(tmp_path / "out.pt", weights_only=True), expected)
+
+
+def test_gpu_presets_instantiate_on_meta():
+    from worldsim.models.presets import build_model
+
+    for name, (lo, hi) in {"S": (25e6, 60e6), "B": (100e6, 200e6), "L": (350e6, 600e6)}.items():
+        with torch.device("meta"):
+            net = build_model(name, action_dim=2, camera_classes=2)
+        n = sum(p.numel() for p in net.parameters())
+        assert lo < n < hi, (name, n)
+
+
+def test_gpu_128px_config_runs_two_steps_at_debug_width_on_cpu(tmp_path):
+    """configs/train/gpu128.yaml, shrunk to debug width and run on CPU: the config is honest."""
+    store = _record(tmp_path / "b128.zarr", "train", 1, frames=6, resolution=128)
+    _record(store, "val", 1, frames=6, resolution=128)
+    exe = Path(sys.executable).with_name("worldsim")
+    res = subprocess.run([str(exe), "fit", "--config", str(ROOT / "configs" / "train" / "gpu128.yaml"),
+                          "--data.stores", f"[{store}]", "--trainer.default_root_dir", str(tmp_path / "run"),
+                          "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
+                          "--trainer.precision", "32", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "0",
+                          "--model.overrides", "{width: 32, depth: 1, heads: 2}", "--data.batch_size", "1",
+                          "--data.windows", "[4]"],
+                         capture_output=True, text=True, env=ENV, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------
+
+
+def test_unknown_config_key(store, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEBUG.read_text().replace("  lr: 0.001", "  lr: 0.001\n  learning_rate: 0.1"))
+    exe = Path(sys.executable).with_name("worldsim")
+    res = subprocess.run([str(exe), "fit", "--config", str(bad), "--data.stores", f"[{store}]"],
+                         capture_output=True, text=True, env=ENV, cwd=tmp_path)
+    assert res.returncode != 0
+    assert "learning_rate" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_stores_of_different_frame_skip(store, tmp_path):
+    other = _record(tmp_path / "fs.zarr", "train", 1, frame_skip=100)
+    _record(other, "val", 1, frame_skip=100)
+    from worldsim.training.data import WorldDataModule
+
+    dm = WorldDataModule([str(store), str(other)], windows=[4])
+    with pytest.raises(StoreError) as e:
+        dm.setup("fit")
+    assert "frame_skip" in str(e.value) and str(other) in str(e.value)
+
+
+def test_episode_shorter_than_window(store):
+    from worldsim.training.data import WorldDataModule
+
+    dm = WorldDataModule([str(store)], windows=[40])
+    with pytest.raises(StoreError) as e:
+        dm.setup("fit")
+    assert "40 frames" in str(e.value) and "data.windows" in str(e.value)
+
+
+def test_empty_split(store):
+    from worldsim.training.data import WorldDataModule
+
+    dm = WorldDataModule([str(store)], windows=[4], val_split="test")
+    with pytest.raises(StoreError) as e:
+        dm.setup("fit")
+    assert "test" in str(e.value) and str(store) in str(e.value)

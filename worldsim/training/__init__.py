@@ -1,0 +1,1 @@
+"""Training with PyTorch Lightning: datamodule over zarr stores, the LightningModule, callbacks, CLI, export."""

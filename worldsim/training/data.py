@@ -1,0 +1,249 @@
+"""Training data: windows of T frames cut from the episodes of one or more zarr stores, batched by bucket.
+
+Mechanism for several resolutions, aspect ratios and durations in one run: **buckets**. A bucket is one
+(store, window length) pair; every batch is drawn from a single bucket, so its clips share (T, H, W) and stack
+without padding. Several resolutions come from several stores (each store has one resolution), several durations
+from several window lengths. The bucket of a step is drawn in proportion to its number of windows.
+
+Data order is a pure function of (seed, step): batch s is drawn from `np.random.default_rng([seed, s])`. A resumed
+run therefore sees exactly the batches an uninterrupted one would, with no sampler state to save.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from worldsim.data.store import EpisodeStore, open_store
+from worldsim.errors import ConfigError, StoreError
+from worldsim.sim.conditioned import param_names, param_vector
+from worldsim.sim.registry import get_scene, scene_names
+
+@dataclass(frozen=True)
+class Bucket:
+    store: int
+    window: int
+    episodes: np.ndarray  # (n,) index into the store's loaded episodes
+    starts: np.ndarray  # (n,) first frame of each window within its episode
+
+
+class EpisodeArrays:
+    """One split of one store, decoded into memory once (the default store sizes fit a 24 GiB machine easily)."""
+
+    def __init__(self, store: EpisodeStore, split: str):
+        self.store, self.split = store, split
+        attrs = store.attrs
+        self.path = store.path
+        self.scene = attrs["scene"]
+        self.resolution = tuple(attrs["resolution"])
+        self.fps = float(attrs["fps"])
+        self.frame_skip = int(attrs["frame_skip"])
+        self.cameras = list(attrs["cameras"])
+        self.action_dim = int(len(attrs["action_low"]))
+        idx = store.committed(split)
+        if len(idx) == 0:
+            raise StoreError(f"split {split!r} has no complete episodes", source=store.path, field=split)
+        arrays = ["frames", "actions", "camera"]
+        eps = [store.episode(split, int(i), arrays + ["params", "caption"]) for i in idx]
+        self.frames = [e["frames"] for e in eps]  # (T_e, H, W, 3) uint8 each
+        self.actions = [e["actions"].astype(np.float32) for e in eps]  # (T_e, A): action applied after frame t
+        self.camera = [e["camera"].astype(np.int64) for e in eps]
+        self.captions = [e.get("caption", "") for e in eps]
+        spec = get_scene(self.scene).spec if self.scene in scene_names() else None
+        self.params = [param_vector(spec, e["params"]) if spec else np.zeros(0, np.float32) for e in eps]
+        self.lengths = np.array([len(f) for f in self.frames])
+
+
+def _check_compatible(parts: list[EpisodeArrays]) -> None:
+    first = parts[0]
+    for p in parts[1:]:
+        for key in ("scene", "frame_skip", "action_dim", "cameras"):
+            if getattr(p, key) != getattr(first, key):
+                raise StoreError(f"{key} {getattr(p, key)!r} differs from {getattr(first, key)!r} in {first.path}",
+                                 source=p.path, field=key)
+
+
+class WindowDataset(Dataset):
+    """Item (bucket, window) -> one training clip as a dict of tensors (see `__getitem__`).
+
+    Which frames are given clean (the conditioning patterns) is drawn by the loss, from the step's seed."""
+
+    def __init__(self, parts: list[EpisodeArrays], buckets: list[Bucket]):
+        self.parts, self.buckets = parts, buckets
+
+    def __len__(self) -> int:
+        return sum(len(b.starts) for b in self.buckets)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        """video (T, C, H, W) in [-1, 1]; actions (T, A): the action that led into each frame; camera_ids (T,);
+        params (P,) the conditioned scene quantities; caption str."""
+        b, w = item
+        bucket = self.buckets[b]
+        part = self.parts[bucket.store]
+        e, s, T = int(bucket.episodes[w]), int(bucket.starts[w]), bucket.window
+        frames = torch.from_numpy(part.frames[e][s : s + T])  # (T, H, W, 3) uint8
+        video = frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # (T, C, H, W) in [-1, 1]
+        # The action that led INTO frame t is the one applied after frame t-1; an episode's first frame has none
+        # (a zero action, as "do nothing" in every actuated scene).
+        acts = np.zeros((T, part.action_dim), np.float32)
+        prev = part.actions[e][max(s - 1, 0) : s + T - 1]
+        acts[T - len(prev) :] = prev
+        return {
+            "video": video,
+            "actions": torch.from_numpy(acts),
+            "camera_ids": torch.from_numpy(part.camera[e][s : s + T]),
+            "params": torch.from_numpy(part.params[e]),
+            "caption": part.captions[e],
+        }
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Yields batches `start()` .. `steps - 1`; batch s is a function of (seed, s) alone.
+
+    Under data parallelism the global batch (batch_size x world) is drawn the same way on every rank and each rank
+    takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
+
+    def __init__(self, buckets: list[Bucket], batch_size: int, seed: int, steps: int, start=lambda: 0,
+                 rank: int = 0, world: int = 1):
+        self.buckets, self.batch_size, self.seed, self.steps, self.start = buckets, batch_size, seed, steps, start
+        self.rank, self.world = rank, world
+        sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        rng = np.random.default_rng([self.seed, step])
+        b = int(rng.choice(len(self.buckets), p=self.weights))
+        windows = rng.integers(0, len(self.buckets[b].starts), self.batch_size * self.world)
+        return [(b, int(w)) for w in windows[self.rank :: self.world]]
+
+    def __iter__(self):
+        first = int(self.start())
+        for step in range(first, self.steps):
+            yield self.batch(step)
+
+
+class StepDataLoader(DataLoader):
+    """A DataLoader whose position is the trainer's global step (see `StepBatchSampler`): it is resumable with no
+    state of its own, which Lightning learns from these two methods."""
+
+    def state_dict(self) -> dict:
+        return {"position": "trainer.global_step"}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def collate(items: list[dict]) -> dict:
+    out = {k: torch.stack([it[k] for it in items]) for k in items[0] if k != "caption"}
+    out["caption"] = [it["caption"] for it in items]
+    return out
+
+
+class WorldDataModule(L.LightningDataModule):
+    """Windows of `windows` frames from the `stores`' train and val splits, batched by bucket (see module doc).
+
+    Args:
+        stores: paths of zarr stores of the same scene (several resolutions/aspect ratios allowed).
+        windows: window lengths in frames (several durations allowed).
+        batch_size: clips per batch.
+        stride: frames between window starts within an episode.
+        seed: data-order seed; batch s depends on (seed, s) only.
+        max_steps: batches per training "epoch" (training is step-based; set it to the trainer's max_steps).
+        val_batches: fixed validation batches (drawn once with seed + 1 from the val split).
+        num_workers: DataLoader worker processes (0 on a 2-core machine: loading is from memory).
+        train_split, val_split: split names in the stores.
+    """
+
+    def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
+                 seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
+                 num_workers: int = 0, train_split: str = "train", val_split: str = "val"):
+        super().__init__()
+        if not stores:
+            raise ConfigError("give at least one store", field="data.stores")
+        windows = [windows] if isinstance(windows, int) else list(windows)
+        for name, v in (("batch_size", batch_size), ("stride", stride), ("max_steps", max_steps)):
+            if v < 1:
+                raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
+        if any(w < 1 for w in windows):
+            raise ConfigError(f"window lengths must be >= 1, got {windows}", field="data.windows")
+        self.stores, self.windows = [str(s) for s in stores], windows
+        self.batch_size, self.stride = batch_size, stride
+        self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
+        self.train_split, self.val_split = train_split, val_split
+        self._parts: dict[str, list[EpisodeArrays]] = {}
+
+    # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
+
+    def describe(self) -> dict:
+        """Scene, resolutions, frame skip, fps, cameras and action size of the stores (read without loading frames)."""
+        metas = [open_store(p).attrs for p in self.stores]
+        first = metas[0]
+        name = first["scene"]
+        names = param_names(get_scene(name).spec) if name in scene_names() else []
+        return {"name": name, "resolution": [list(m["resolution"]) for m in metas],
+                "frame_skip": int(first["frame_skip"]), "fps": float(first["fps"]), "cameras": list(first["cameras"]),
+                "action_dim": len(first["action_low"]), "action_low": list(first["action_low"]),
+                "action_high": list(first["action_high"]), "param_names": names, "windows": self.windows}
+
+    # --- Lightning hooks ----------------------------------------------------------------------------------------
+
+    def _load(self, split: str) -> list[EpisodeArrays]:
+        if split not in self._parts:
+            parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split) for p in self.stores]
+            _check_compatible(parts)
+            self._parts[split] = parts
+        return self._parts[split]
+
+    def _buckets(self, parts: list[EpisodeArrays], split: str) -> list[Bucket]:
+        buckets = []
+        for si, part in enumerate(parts):
+            for T in self.windows:
+                eps, starts = [], []
+                for e, n in enumerate(part.lengths):
+                    s = np.arange(0, n - T + 1, self.stride)
+                    eps.append(np.full(len(s), e))
+                    starts.append(s)
+                eps, starts = np.concatenate(eps), np.concatenate(starts)
+                if len(starts) == 0:
+                    raise StoreError(f"no episode of split {split!r} has {T} frames (longest: {part.lengths.max()})",
+                                     source=part.path, field="data.windows")
+                buckets.append(Bucket(si, T, eps, starts))
+        return buckets
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train_parts = self._load(self.train_split)
+        self.train_buckets = self._buckets(self.train_parts, self.train_split)
+        if self.val_batches > 0:
+            self.val_parts = self._load(self.val_split)
+            self.val_buckets = self._buckets(self.val_parts, self.val_split)
+
+    def _global_step(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.global_step) if trainer is not None else 0
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (int(trainer.global_rank), int(trainer.world_size)) if trainer is not None else (0, 1)
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._rank()
+        sampler = StepBatchSampler(self.train_buckets, self.batch_size, self.seed, self.max_steps, self._global_step,
+                                   rank, world)
+        ds = WindowDataset(self.train_parts, self.train_buckets)
+        return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        # Fixed batches: the validation loss is comparable between runs and steps.
+        rank, world = self._rank()
+        sampler = StepBatchSampler(self.val_buckets, self.batch_size, self.seed + 1, self.val_batches, rank=rank,
+                                   world=world)
+        ds = WindowDataset(self.val_parts, self.val_buckets)
+        return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)

@@ -1,0 +1,126 @@
+"""The LightningModule: a thin wrapper that builds the video DiT for the data's scene, calls the diffusion loss
+(`worldsim.diffusion.loss`), and schedules the learning rate. Side work (EMA, NaN stop, throughput, samples) lives
+in callbacks; the loss lives in the diffusion package; the network knows nothing of either."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
+from worldsim.diffusion.loss import LossConfig, fixed_grid_loss, loss
+from worldsim.errors import ConfigError
+from worldsim.models import flops
+from worldsim.models.conditioning import Cond
+from worldsim.models.presets import model_config
+from worldsim.models.dit import VideoDiT
+
+
+def loss_config(overrides: dict[str, Any]) -> LossConfig:
+    """LossConfig with `overrides` (an `edm` dict for EDMConfig fields); unknown keys are errors naming the key."""
+    overrides = dict(overrides)
+    edm = overrides.pop("edm", {})
+    for cls, given, where in ((LossConfig, overrides, "model.loss"), (EDMConfig, edm, "model.loss.edm")):
+        bad = sorted(set(given) - {f.name for f in dataclasses.fields(cls)})
+        if bad:
+            raise ConfigError(f"unknown key {bad[0]!r}; known: {sorted(f.name for f in dataclasses.fields(cls))}",
+                              field=f"{where}.{bad[0]}")
+    if "patterns" in overrides:
+        overrides["patterns"] = tuple(overrides["patterns"])
+    return LossConfig(edm=EDMConfig(**edm), **overrides)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of training step `step`: every random draw of a step derives from it, so resume is exact."""
+    return (seed * 1_000_003 + step) % (2**63 - 1)
+
+
+class WorldModel(L.LightningModule):
+    """Args:
+        preset: model size (`debug`, `tiny`, `S`, `B`, `L`).
+        overrides: DiTConfig fields to change from the preset (e.g. `{width: 128, attention: full}`).
+        scene: what the model is trained for (name, resolution, frame_skip, fps, cameras, action_dim, param_names):
+            linked from the datamodule by `worldsim fit`, not typed by hand.
+        loss: LossConfig fields (and `edm: {...}` EDMConfig fields) to change.
+        lr, weight_decay, warmup_steps, max_steps, min_lr_ratio: AdamW with linear warm-up, then cosine decay to
+            `min_lr_ratio * lr` at `max_steps`.
+        seed: training randomness (noise levels, noise, patterns, condition dropout) is a function of (seed, step).
+        val_levels: noise levels of the fixed-grid validation loss.
+        text: whether to condition on captions.
+    """
+
+    def __init__(self, preset: str = "tiny", overrides: dict[str, Any] | None = None, scene: dict[str, Any] | None = None,
+                 loss: dict[str, Any] | None = None, lr: float = 3e-4, weight_decay: float = 0.0,
+                 warmup_steps: int = 100, max_steps: int = 1000, min_lr_ratio: float = 0.1, seed: int = 0,
+                 val_levels: int = 8, text: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        if scene is None:
+            raise ConfigError("the model needs the data's scene description (linked from `data` by `worldsim fit`)",
+                              field="model.scene")
+        if lr <= 0 or max_steps < 1 or warmup_steps < 0:
+            raise ConfigError(f"need lr > 0, max_steps >= 1, warmup_steps >= 0; got {lr}, {max_steps}, {warmup_steps}",
+                              field="model.lr")
+        self.scene = scene
+        over = dict(overrides or {})
+        cfg = model_config(preset, action_dim=int(scene["action_dim"]), camera_classes=len(scene["cameras"]),
+                           param_dim=len(scene.get("param_names", [])), **over)
+        if not text:
+            cfg = dataclasses.replace(cfg, text=None)
+        self.net = VideoDiT(cfg, name=preset)
+        self.loss_cfg = loss_config(loss or {})
+        self.denoiser = EDMDenoiser(self.net, self.loss_cfg.edm)
+
+    # --- conditioning ---------------------------------------------------------------------------------------
+
+    def cond(self, batch: dict) -> Cond:
+        cfg = self.net.cfg
+        return Cond(actions=batch["actions"] if cfg.action_dim else None,
+                    camera_ids=batch["camera_ids"] if cfg.camera_classes else None,
+                    params=batch["params"] if cfg.param_dim else None,
+                    text=list(batch["caption"]) if cfg.text is not None else None)
+
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        seed = step_seed(self.hparams.seed, self.global_step)
+        torch.manual_seed(seed)  # condition dropout inside the network draws from the global generator
+        g = torch.Generator().manual_seed(seed)
+        value = loss(self.denoiser, batch["video"], self.cond(batch), cfg=self.loss_cfg, generator=g)
+        self.log("train/loss", value, prog_bar=True, batch_size=batch["video"].shape[0])
+        return value
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # Fixed noise levels and fixed noise per validation batch: the curve moves only when the weights do.
+        value = fixed_grid_loss(self.denoiser, batch["video"], self.cond(batch), levels=self.hparams.val_levels,
+                                cfg=self.loss_cfg, seed=batch_idx)
+        self.log("val/loss", value, prog_bar=True, batch_size=batch["video"].shape[0])
+        return value
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+
+        def factor(step: int) -> float:
+            if step < hp.warmup_steps:
+                return (step + 1) / hp.warmup_steps
+            progress = min(1.0, (step - hp.warmup_steps) / max(1, hp.max_steps - hp.warmup_steps))
+            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- figures for the throughput callback --------------------------------------------------------------------
+
+    def tokens_per_clip(self, shape: tuple[int, int, int, int]) -> int:
+        T, _, H, W = shape
+        pt, ph, pw = self.net.cfg.patch
+        return (T // pt) * (H // ph) * (W // pw)
+
+    def train_flops(self, shape: tuple[int, int, int, int]) -> float:
+        T, _, H, W = shape
+        return flops.count(self.net, 1, (T, H, W)).train
