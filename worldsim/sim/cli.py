@@ -29,4 +29,11 @@ def main(args: argparse.Namespace) -> int:
     for n, q in s.quantities.items():
         rng = f"value {q.value:g}" if q.mode == "fixed" else f"id {list(q.id)} ood {[list(r) for r in q.ood]}"
         print(f"  {n:10s} {q.mode:11s} {rng}")
+    if s.reward is not None:
+        r = s.reward
+        print(f"  reward: -distance of {r.object} to site {r.goal}; success within {r.success_radius:g} m")
+    if s.occluder is not None:
+        o = s.occluder
+        print(f"  occluder: geom {o.geom} hides {o.object}; violations vanish, teleport ({o.teleport:g} m), "
+              f"recolour ({o.recolour_name})")
     return 0

@@ -61,13 +61,17 @@ def get_scene(name: str) -> Scene:
 
 
 def make(scene: str, **kwargs) -> gymnasium.Env:
-    """Make the env of a registered scene name or any gymnasium env id (e.g. `Reacher-v5`)."""
+    """Make the env of a registered scene name, or of any gymnasium env id (e.g. `Reacher-v5`) wrapped so that it
+    is used like a scene: frames as observations, `resolution=`, the `info` keys that make sense
+    (worldsim/sim/gym_adapter.py)."""
     if scene in _SCENE_PATHS:
         from worldsim.sim.scene_env import SceneEnv
 
         return SceneEnv(scene, **kwargs)
     if scene in gymnasium.registry:
-        return gymnasium.make(scene, render_mode="rgb_array", **kwargs)
+        from worldsim.sim.gym_adapter import GymSceneAdapter
+
+        return GymSceneAdapter(scene, **kwargs)
     raise SceneError(f"unknown scene or env id {scene!r}; worldsim scenes: {scene_names()}", field="scene")
 
 

@@ -3,6 +3,8 @@ pixel centroid and visible fraction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import mujoco
@@ -17,6 +19,7 @@ class Frame:
     visible: np.ndarray  # (K,) visible pixels / pixels the object would cover with nothing in front of it
     centroid: np.ndarray  # (K, 2) mean (u, v) of the object's visible pixels, pixel centres at +0.5; NaN if none
     pixels: np.ndarray  # (K,) visible pixel count
+    full: np.ndarray  # (K,) pixels the object would cover with nothing in front of it (0: out of view or inactive)
 
 
 class FrameRenderer:
@@ -51,17 +54,23 @@ class FrameRenderer:
         ids = np.where(seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM), seg[..., 0], -1)
         return self._geom_to_obj[ids]
 
-    def render(self, data: mujoco.MjData, camera: int, active: np.ndarray, visibility: bool = True) -> Frame:
+    def render(self, data: mujoco.MjData, camera: int, active: np.ndarray, visibility: bool = True,
+               edit: Callable[[mujoco.MjModel, mujoco.MjData], AbstractContextManager] | None = None) -> Frame:
+        """Render colour, then (with `visibility`) segmentation. `edit(model, data)` is a context manager that
+        changes only what the colour render shows (an impossible event): the segmentation, and so centroids,
+        visible fractions and events, still describe the physical state."""
         r, m = self._renderer, self.model
         r.disable_segmentation_rendering()
-        r.update_scene(data, camera=camera)
+        with edit(m, data) if edit is not None else nullcontext():
+            r.update_scene(data, camera=camera)
         rgb = r.render().copy()
         k = len(self.scene.objects)
         visible = np.zeros(k)
         centroid = np.full((k, 2), np.nan)
         pixels = np.zeros(k, dtype=np.int64)
+        full = np.zeros(k, dtype=np.int64)
         if not visibility:
-            return Frame(rgb, np.full(k, np.nan), centroid, pixels)
+            return Frame(rgb, np.full(k, np.nan), centroid, pixels, full)
         r.enable_segmentation_rendering()
         try:
             obj = self._segment(data, camera)
@@ -75,10 +84,10 @@ class FrameRenderer:
                 for i in np.flatnonzero(active):
                     m.geom_rgba[:, 3] = 0.0
                     m.geom_rgba[self.scene.objects[i].geoms, 3] = alpha[self.scene.objects[i].geoms]
-                    full = int((self._segment(data, camera) == i).sum())
-                    visible[i] = counts[i] / full if full else 0.0
+                    full[i] = int((self._segment(data, camera) == i).sum())
+                    visible[i] = counts[i] / full[i] if full[i] else 0.0
             finally:
                 m.geom_rgba[:, 3] = alpha
         finally:
             r.disable_segmentation_rendering()
-        return Frame(rgb, visible, centroid, pixels)
+        return Frame(rgb, visible, centroid, pixels, full)

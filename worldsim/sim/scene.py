@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mujoco
@@ -25,6 +26,15 @@ class ObjectIds:
     qpos_axes: dict[int, int]  # world axis (0=x, 1=y, 2=z) -> qpos address
     qvel_axes: dict[int, int]
     free: bool
+
+
+def active_objects(spec: SceneSpec, params: dict) -> np.ndarray:
+    """(K,) bool: the objects taking part in an episode: all required ones, then optional ones in spec order up
+    to the `count` quantity."""
+    count = int(params.get("count", len(spec.objects)))
+    required = np.array([not o.optional for o in spec.objects])
+    order = np.cumsum(~required) + required.sum()
+    return required | (order <= count)
 
 
 def _compile(spec: SceneSpec) -> mujoco.MjModel:
@@ -86,6 +96,16 @@ class Scene:
         if spec.actions.kind == "none" and m.nu > 0:
             raise SceneError("the MJCF has actuators: set actions.kind to `actuators`", source=spec.source, field="actions.kind")
         self.object_geom_set = set(np.concatenate([o.geoms for o in self.objects]).tolist())
+        self.occluder_geom = None
+        if spec.occluder is not None:
+            self.occluder_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, spec.occluder.geom)
+            if self.occluder_geom < 0:
+                raise SceneError(f"geom {spec.occluder.geom!r} is not in {spec.mjcf.name}", source=spec.source, field="occluder.geom")
+            self.occluder_object = [o.name for o in spec.objects].index(spec.occluder.object)
+        # quantity kind -> the names of the quantities of that kind (several per-object ones may share a kind)
+        self._by_kind: dict[str, list[str]] = {}
+        for qname, q in spec.quantities.items():
+            self._by_kind.setdefault(q.kind, []).append(qname)
 
     def _check_colours(self) -> None:
         """Objects must differ in colour from every piece of scenery and the background, or pixels lie."""
@@ -98,11 +118,18 @@ class Scene:
             rgba = m.mat_rgba[m.geom_matid[g]] if m.geom_matid[g] >= 0 else m.geom_rgba[g]
             name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_GEOM, g) or f"geom {g}"
             scenery.append((tuple(255.0 * rgba[:3]), f"scenery geom {name!r}"))
-        for i, o in enumerate(spec.objects):
+        for st in range(m.nsite):  # sites in the rendered groups (0-2) show up too: a goal region, a marker
+            if m.site_rgba[st, 3] > 0 and m.site_group[st] < 3:
+                name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_SITE, st) or f"site {st}"
+                scenery.append((tuple(255.0 * m.site_rgba[st, :3]), f"site {name!r}"))
+        coloured = [(o.name, o.colour, f"objects[{i}].colour") for i, o in enumerate(spec.objects)]
+        if spec.occluder is not None:  # the impossible twin's colour must be told apart too
+            coloured.append((f"{spec.occluder.object} recoloured", spec.occluder.recolour, "occluder.recolour"))
+        for name, colour, fld in coloured:
             for rgb, what in scenery:
-                if colour_distance(o.colour, rgb) < MIN_COLOUR_DISTANCE:
-                    raise SceneError(f"{o.name} {list(o.colour)} is too close to {what} {[round(c) for c in rgb]} "
-                                     f"(distance < {MIN_COLOUR_DISTANCE:.0f})", source=spec.source, field=f"objects[{i}].colour")
+                if colour_distance(colour, rgb) < MIN_COLOUR_DISTANCE:
+                    raise SceneError(f"{name} {list(colour)} is too close to {what} {[round(c) for c in rgb]} "
+                                     f"(distance < {MIN_COLOUR_DISTANCE:.0f})", source=spec.source, field=fld)
 
     @property
     def timestep(self) -> float:
@@ -149,28 +176,33 @@ class Scene:
 
     def active(self, params: dict) -> np.ndarray:
         """Which objects take part: all required ones, then optional ones in spec order up to `count`."""
-        count = int(params.get("count", len(self.spec.objects)))
-        required = np.array([not o.optional for o in self.spec.objects])
-        order = np.cumsum(~required) + required.sum()
-        return required | (order <= count)
+        return active_objects(self.spec, params)
 
     def apply(self, model: mujoco.MjModel, data: mujoco.MjData, params: dict, rng: np.random.Generator,
               pristine: mujoco.MjModel) -> None:
         """Write an episode's quantities into `model` (restored from `pristine` first) and the initial state."""
         spec = self.spec
         for fld in ("geom_size", "geom_rbound", "geom_aabb", "geom_rgba", "geom_contype", "geom_conaffinity",
-                    "body_mass", "body_inertia"):
+                    "body_mass", "body_inertia", "site_pos"):
             getattr(model, fld)[:] = getattr(pristine, fld)
         model.opt.gravity[:] = pristine.opt.gravity
         mujoco.mj_resetData(model, data)
         active = self.active(params)
-        kinds = {q.kind: name for name, q in spec.quantities.items()}
+        per_object = partial(self.value, params)
 
-        def per_object(kind: str, i: int) -> float | None:
-            return self._get(params, kinds, kind, i)
-
-        if "gravity" in kinds:
-            model.opt.gravity[:] = (0.0, 0.0, -float(params[kinds["gravity"]]))
+        gravity = self.scene_value(params, "gravity")
+        if gravity is not None:
+            model.opt.gravity[:] = (0.0, 0.0, -float(gravity))
+        for kind, ax in (("goal_x", 0), ("goal_y", 1)):
+            v = self.scene_value(params, kind)
+            if v is not None:  # the goal site hangs off the world body, so its model position is its world position
+                model.site_pos[self.goal_site, ax] = v
+        width = self.scene_value(params, "occluder_width")
+        if width is not None:
+            g = self.occluder_geom  # a box: its x half-size is half the width
+            model.geom_size[g, 0] = 0.5 * width
+            model.geom_rbound[g] = float(np.linalg.norm(model.geom_size[g]))
+            model.geom_aabb[g, 3] = 0.5 * width
         for i, (o, ids) in enumerate(zip(spec.objects, self.objects)):
             model.geom_rgba[ids.geoms] = (*(c / 255.0 for c in o.colour), 1.0)
             if not active[i]:
@@ -195,13 +227,17 @@ class Scene:
                 ratio = mass / model.body_mass[ids.body]
                 model.body_mass[ids.body] *= ratio
                 model.body_inertia[ids.body] *= ratio
+        # MuJoCo caches the mass matrix of "simple" bodies (dof_M0) and the constraint weights at compile time:
+        # without recomputing them, a changed mass would be drawn and reported but not simulated.
+        mujoco.mj_setConst(model, data)
+        mujoco.mj_resetData(model, data)
         mujoco.mj_forward(model, data)
         for i, ids in enumerate(self.objects):
             if not active[i]:
                 data.xfrc_applied[ids.body, :3] = -model.opt.gravity * model.body_subtreemass[ids.body]
-        self._place(model, data, params, active, kinds, rng)
+        self._place(model, data, params, active, rng)
 
-    def _place(self, model, data, params, active, kinds, rng) -> None:
+    def _place(self, model, data, params, active, rng) -> None:
         """Set initial positions (re-drawing overlapping ones from the same quantities' ranges) and velocities."""
         spec = self.spec
         axes = {"x": 0, "y": 1, "z": 2}
@@ -212,7 +248,7 @@ class Scene:
                 continue
             radius = float(model.geom_rbound[ids.geoms].max())
             target = data.xpos[ids.body].copy()
-            drawn = {ax: kinds[n] for n, ax in axes.items() if self._get(params, kinds, n, i) is not None}
+            drawn = {ax: q for n, ax in axes.items() if (q := self.quantity_of(params, n, i)) is not None}
             for ax, qname in drawn.items():
                 target[ax] = params[qname][i]
             for _ in range(100):  # overlaps are re-drawn from the id ranges of the position quantities
@@ -231,7 +267,7 @@ class Scene:
             offset = target - data.xpos[ids.body]
             for ax, adr in ids.qpos_axes.items():
                 data.qpos[adr] += offset[ax]
-            speed, angle = self._get(params, kinds, "speed", i), self._get(params, kinds, "angle", i)
+            speed, angle = self.value(params, "speed", i), self.value(params, "angle", i)
             if speed is not None:
                 a = math.radians(angle or 0.0)
                 vel = np.zeros(3)
@@ -240,10 +276,22 @@ class Scene:
                     data.qvel[adr] = vel[ax]
         mujoco.mj_forward(model, data)
 
-    @staticmethod
-    def _get(params, kinds, kind, i) -> float | None:
+    def quantity_of(self, params: dict, kind: str, i: int) -> str | None:
+        """The name of the quantity of `kind` that applies to object i, or None where none does."""
+        for qname in self._by_kind.get(kind, ()):
+            if qname in params and params[qname][i] is not None:
+                return qname
+        return None
+
+    def value(self, params: dict, kind: str, i: int) -> float | None:
         """Object i's value of a per-object quantity kind, or None where the scene has none for it."""
-        return params[kinds[kind]][i] if kind in kinds else None
+        qname = self.quantity_of(params, kind, i)
+        return None if qname is None else float(params[qname][i])
+
+    def scene_value(self, params: dict, kind: str) -> float | None:
+        """The value of a scene-level quantity kind (gravity, goal_x, ...), or None where the scene has none."""
+        names = self._by_kind.get(kind, ())
+        return float(params[names[0]]) if names and names[0] in params else None
 
 
 def load_scene(path: str | Path) -> Scene:

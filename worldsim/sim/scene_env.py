@@ -5,6 +5,9 @@
 | observation  | (H, W, 3)         | uint8 | the frame from the current camera                                       |
 | action       | (nu,)             | f32   | MJCF actuator controls within ctrlrange; (0,) for scenes without actions |
 
+Each built-in scene's action dimensions and units (push: pusher velocity, m/s; orbit: camera azimuth and
+elevation rates, rad/s) are tabulated in docs/scenes.md, "The built-in library".
+
 `info` at every reset and step (K = the spec's objects). Arrays hold no NaN, so seeded episodes compare equal:
 an inactive object's entries are 0, and a centroid is meaningful only where `object_visible > 0` (0 elsewhere).
 
@@ -21,6 +24,16 @@ an inactive object's entries are 0, and a centroid is meaningful only where `obj
 | extrinsics        | (4, 4)  | world-to-camera (OpenCV axes)                                          |
 | params            | dict    | the episode's scene quantities                                         |
 | frame, time       | int, s  | frame index and simulated time                                         |
+| events            | list    | this frame's events (dicts with `frame`, `type`, ...; see events.py)   |
+| caption           | str     | the detailed caption of frames 0..frame (captions.py)                  |
+| goal_distance     | m       | scenes with a `reward`: reward object to goal site, in the motion plane |
+| success           | bool    | scenes with a `reward`: goal_distance <= success_radius                |
+| violation         | str     | scenes with an `occluder`: the variant (`none`: the possible twin)     |
+| violation_frame   | int     | scenes with an `occluder`: the violation frame, -1 until reached       |
+
+Reset options (all optional): `distribution` (`id`, `ood`, `ood:NAME`), `params` (an episode's quantities, exactly),
+`shots` (a multi-shot schedule, see shots.py: `[[frame, camera], ...]` or `"random"`), `violation` (scenes with an
+occluder: `none`, `vanish`, `teleport`, `recolour`, see violation.py).
 """
 
 from __future__ import annotations
@@ -33,9 +46,13 @@ import numpy as np
 
 from worldsim.errors import ActionError, SceneError
 from worldsim.sim import camera as cam
+from worldsim.sim import captions, shots
+from worldsim.sim.events import ContactEvents, VisibilityEvents
 from worldsim.sim.registry import get_scene
 from worldsim.sim.render import FrameRenderer
 from worldsim.sim.scene import Scene
+from worldsim.sim.spec import MOTION_PLANES
+from worldsim.sim.violation import Violation
 
 
 def _resolution(resolution: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -84,6 +101,13 @@ class SceneEnv(gymnasium.Env):
         self._active = np.ones(len(spec.objects), dtype=bool)
         self._frame_index = 0
         self._last = None
+        self._contacts = ContactEvents(self.scene)
+        self._visibility = VisibilityEvents([o.name for o in spec.objects])
+        self._shots = [(0, self.camera)]
+        self._violation: Violation | None = None
+        self._reward_object = None if spec.reward is None else [o.name for o in spec.objects].index(spec.reward.object)
+        self._succeeded = False
+        self._episode_events: list[dict] = []
 
     # --- gymnasium API ------------------------------------------------------------------------------------
 
@@ -92,23 +116,45 @@ class SceneEnv(gymnasium.Env):
         options = dict(options or {})
         distribution = options.pop("distribution", self.distribution)
         params = options.pop("params", None)
+        shot_plan = options.pop("shots", None)
+        violation = options.pop("violation", None)
         if options:
-            raise SceneError(f"unknown reset option(s) {sorted(options)}; known: distribution, params", field="options")
+            raise SceneError(f"unknown reset option(s) {sorted(options)}; known: distribution, params, shots, violation",
+                             field="options")
+        spec = self.scene.spec
         self.params = copy.deepcopy(params) if params is not None else self.scene.sample(self.np_random, distribution)
         self.scene.apply(self.model, self.data, self.params, self.np_random, self._pristine)
         self._active = self.scene.active(self.params)
         self._frame_index = 0
+        # Drawn after the scene's quantities, so asking for shots never changes an episode's physics.
+        self._shots = shots.schedule(shot_plan, spec.cameras, self.camera, spec.max_frames, self.np_random)
+        self._violation = None
+        if spec.occluder is not None or violation is not None:
+            self._violation = Violation(self.scene, "none" if violation is None else violation)
+            self._violation.start(self.model, self.data)
+        self._contacts.reset()
+        self._visibility.reset()
+        self._succeeded = False
         return self._observe()
 
     def step(self, action):
         a = self._check_action(action)
         self.data.ctrl[:] = a
-        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        # One physics step at a time, so contacts shorter than a frame (elastic bounces last ~ms) become events.
+        for _ in range(self.frame_skip):
+            mujoco.mj_step(self.model, self.data)
+            self._contacts.after_step(self.data)
+        # mj_step leaves positions, velocities and camera poses computed *before* its last integration: bring
+        # them up to the new qpos/qvel, so the frame, object_pos and the recorded state all describe one instant
+        # (re-rendering a recorded qpos gives the recorded frame).
+        mujoco.mj_forward(self.model, self.data)
         self._frame_index += 1
+        if self._violation is not None:
+            self._violation.update(self._frame_index, self.model, self.data)
         obs, info = self._observe()
-        reward, terminated = self._reward(info)
+        reward = -info["goal_distance"] if "goal_distance" in info else 0.0
         truncated = self._frame_index >= self.scene.spec.max_frames
-        return obs, reward, terminated, truncated, info
+        return obs, reward, False, truncated, info
 
     def render(self):
         return None if self._last is None else self._last.copy()
@@ -135,9 +181,17 @@ class SceneEnv(gymnasium.Env):
             raise ActionError(f"action {a.tolist()} outside bounds [{lo.tolist()}, {hi.tolist()}]", source=name, field="action")
         return a
 
+    @property
+    def current_camera(self) -> str:
+        """The camera of the current frame (the env's `camera` unless a multi-shot schedule cut away)."""
+        return shots.camera_at(self._shots, self._frame_index)
+
     def _observe(self):
-        cid = self.scene.camera_ids[self.camera]
-        frame = self._renderer.render(self.data, cid, self._active, self.visibility)
+        f = self._frame_index
+        camera = self.current_camera
+        cid = self.scene.camera_ids[camera]
+        edit = self._violation.edit if self._violation is not None else None
+        frame = self._renderer.render(self.data, cid, self._active, self.visibility, edit=edit)
         self._last = frame.rgb
         m, d = self.model, self.data
         k = len(self.scene.objects)
@@ -155,22 +209,39 @@ class SceneEnv(gymnasium.Env):
             "object_centroid": np.nan_to_num(frame.centroid, nan=0.0),
             "object_visible": np.where(self._active, np.nan_to_num(frame.visible, nan=0.0), 0.0),
             "object_active": self._active.copy(),
-            "camera": self.camera,
+            "camera": camera,
             "intrinsics": cam.intrinsics(m, cid, self.height, self.width),
             "extrinsics": cam.extrinsics(d, cid),
             "params": copy.deepcopy(self.params),
-            "frame": self._frame_index, "time": float(d.time),
+            "frame": f, "time": float(d.time),
         }
+        events = self._frame_events(f, camera, frame.full, info)
+        if self._violation is not None:
+            info["violation"], info["violation_frame"] = self._violation.kind, self._violation.frame
+        info["events"] = events
+        self._episode_events = (self._episode_events if f else []) + events
+        info["caption"] = captions.caption(self.scene.spec, self.params, self._episode_events, 0, f + 1)
         return frame.rgb, info
 
-    def _reward(self, info) -> tuple[float, bool]:
+    def _frame_events(self, f: int, camera: str, full: np.ndarray, info: dict) -> list[dict]:
+        """This frame's events (a cut, contacts begun since the last frame, occlusions, reaching the goal); adds
+        `goal_distance` and `success` to `info` in scenes with a reward."""
+        cut = f == 0 or shots.camera_at(self._shots, f - 1) != camera
+        events = [{"frame": f, "type": "shot", "camera": camera}] if cut else []
+        events += self._contacts.take(f)
+        if self.visibility:
+            events += self._visibility.update(f, info["object_visible"], full, self._active, cut)
         r = self.scene.spec.reward
-        if r is None:
-            return 0.0, False
-        k = [o.name for o in self.scene.spec.objects].index(r.object)
-        dist = float(np.linalg.norm(info["object_pos"][k] - self.data.site_xpos[self.scene.goal_site]))
-        info["success"] = dist <= r.success_radius
-        return -dist, False
+        if r is not None:
+            # Measured in the motion plane: the goal site lies flat on the floor, the block's centre above it.
+            plane = list(MOTION_PLANES[self.scene.spec.motion_plane])
+            goal = self.data.site_xpos[self.scene.goal_site]
+            dist = float(np.linalg.norm((info["object_pos"][self._reward_object] - goal)[plane]))
+            info["goal_distance"], info["success"] = dist, dist <= r.success_radius
+            if info["success"] and not self._succeeded:
+                events.append({"frame": f, "type": "goal", "object": r.object})
+            self._succeeded = self._succeeded or info["success"]
+        return events
 
     def energy(self) -> float:
         """Kinetic plus potential energy (J), for conservation checks."""

@@ -14,7 +14,7 @@ import yaml
 from worldsim.errors import SceneError
 
 # Quantities a scene can randomise, and what each means (units in docs/scenes.md).
-OBSERVABLE_KINDS = {"count", "radius", "x", "y", "z", "speed", "angle"}
+OBSERVABLE_KINDS = {"count", "radius", "x", "y", "z", "speed", "angle", "goal_x", "goal_y", "occluder_width"}
 # Quantities the pixels cannot show: each must be declared `fixed` or `conditioned`, never silently random.
 HIDDEN_KINDS = {"mass", "gravity"}
 PER_OBJECT_KINDS = {"radius", "x", "y", "z", "speed", "angle", "mass"}
@@ -76,6 +76,18 @@ class RewardSpec:
 
 
 @dataclass(frozen=True)
+class OccluderSpec:
+    """An occluding geom that `object` passes behind, and what the impossible variants do to that object while it
+    is hidden: vanish, teleport by `teleport` metres along its motion, or take the colour `recolour`."""
+
+    geom: str
+    object: str
+    recolour: tuple[int, int, int]
+    recolour_name: str
+    teleport: float
+
+
+@dataclass(frozen=True)
 class SceneSpec:
     name: str
     description: str
@@ -90,6 +102,7 @@ class SceneSpec:
     actions: ActionSpec = field(default_factory=ActionSpec)
     reward: RewardSpec | None = None
     energy_tolerance: float | None = None
+    occluder: OccluderSpec | None = None
 
     @property
     def conditioned(self) -> tuple[str, ...]:
@@ -181,7 +194,7 @@ def load_spec(path: str | Path) -> SceneSpec:
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise SceneError(f"not valid YAML: {e}", source=path) from None
     top = {"name", "description", "mjcf", "frame_skip", "max_frames", "cameras", "objects", "quantities",
-           "motion_plane", "actions", "reward", "energy_tolerance"}
+           "motion_plane", "actions", "reward", "energy_tolerance", "occluder"}
     d = _take(raw, top, {"name", "mjcf", "frame_skip", "max_frames", "cameras", "objects"}, path, "")
     name = d["name"]
     if not (isinstance(name, str) and name.isidentifier() and name.islower()):
@@ -210,6 +223,10 @@ def load_spec(path: str | Path) -> SceneSpec:
     names = [o.name for o in objects]
     if len(set(names)) != len(names):
         raise _fail(path, "objects", f"object names must be unique, got {names}")
+    words = [f"{o.colour_name} {o.shape}" for o in objects]
+    for i, w in enumerate(words):
+        if w in words[:i]:
+            raise _fail(path, f"objects[{i}].colour_name", f"two objects are both a {w!r}: captions could not tell them apart")
     for i, a in enumerate(objects):
         for j in range(i):
             b = objects[j]
@@ -223,6 +240,16 @@ def load_spec(path: str | Path) -> SceneSpec:
         for o in q.objects or ():
             if o not in names:
                 raise _fail(path, f"quantities.{qname}.objects", f"unknown object {o!r}; objects: {names}")
+    # Several quantities may share a per-object kind (e.g. one speed range per ball), as long as no object gets two.
+    seen: dict[str, dict[str, str]] = {}
+    for qname, q in quantities.items():
+        owners = seen.setdefault(q.kind, {})
+        targets = (q.objects or tuple(names)) if q.per_object else ("<scene>",)
+        for o in targets:
+            if o in owners:
+                what = f"object {o!r}" if q.per_object else "the scene"
+                raise _fail(path, f"quantities.{qname}", f"{what} already has a {q.kind!r} quantity ({owners[o]!r})")
+            owners[o] = qname
     if "count" in quantities:
         q = quantities["count"]
         n_req = sum(not o.optional for o in objects)
@@ -243,10 +270,28 @@ def load_spec(path: str | Path) -> SceneSpec:
         if r["object"] not in names:
             raise _fail(path, "reward.object", f"unknown object {r['object']!r}; objects: {names}")
         reward = RewardSpec(kind="goal_distance", object=r["object"], goal=str(r["goal"]), success_radius=float(r["success_radius"]))
+    if reward is None and ({"goal_x", "goal_y"} & {q.kind for q in quantities.values()}):
+        raise _fail(path, "quantities", "goal_x/goal_y move the reward's goal site: the scene needs a `reward`")
+    occluder = None
+    if d.get("occluder") is not None:
+        o = _take(d["occluder"], {"geom", "object", "recolour", "recolour_name", "teleport"},
+                  {"geom", "object", "recolour", "recolour_name", "teleport"}, path, "occluder")
+        if o["object"] not in names:
+            raise _fail(path, "occluder.object", f"unknown object {o['object']!r}; objects: {names}")
+        if not (isinstance(o["teleport"], (int, float)) and o["teleport"] > 0):
+            raise _fail(path, "occluder.teleport", f"expected a positive distance in metres, got {o['teleport']!r}")
+        recolour = _colour(o["recolour"], path, "occluder.recolour")
+        for i, ob in enumerate(objects):
+            if colour_distance(recolour, ob.colour) < MIN_COLOUR_DISTANCE:
+                raise _fail(path, "occluder.recolour", f"{list(recolour)} is too close to {ob.name} {list(ob.colour)}")
+        occluder = OccluderSpec(geom=str(o["geom"]), object=str(o["object"]), recolour=recolour,
+                                recolour_name=str(o["recolour_name"]), teleport=float(o["teleport"]))
+    if "occluder_width" in {q.kind for q in quantities.values()} and occluder is None:
+        raise _fail(path, "quantities", "occluder_width sizes the `occluder`: the scene needs one")
     tol = d.get("energy_tolerance")
     return SceneSpec(
         name=name, description=str(d.get("description", "")), mjcf=mjcf, source=path,
         frame_skip=d["frame_skip"], max_frames=d["max_frames"], cameras=tuple(cams), objects=tuple(objects),
         quantities=quantities, motion_plane=plane, actions=ActionSpec(kind=a.get("kind", "none")), reward=reward,
-        energy_tolerance=None if tol is None else float(tol),
+        energy_tolerance=None if tol is None else float(tol), occluder=occluder,
     )
