@@ -58,6 +58,12 @@ def test_fit_smoke(store, tmp_path):
     assert list(log.glob("events.out.tfevents.*")), "no TensorBoard log"
     lines = (log / "metrics.csv").read_text().splitlines()
     assert "train/loss" in lines[0] and "val/loss" in lines[0] and len(lines) > 6
+    samples = sorted((run / "samples").glob("step_*.gif"))  # sample videos through the sampler, every 3 steps
+    assert [p.name for p in samples] == ["step_000003.gif", "step_000006.gif"]
+    import imageio.v3 as iio
+
+    gif = iio.imread(samples[-1])
+    assert gif.shape[0] == 4 and gif.std() > 5  # 4 frames (the debug window), not blank
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:

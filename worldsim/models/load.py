@@ -11,7 +11,24 @@ import torch
 from worldsim.errors import WeightsError
 from worldsim.models.config import DiTConfig, TextConfig
 from worldsim.models.dit import VideoDiT
-from worldsim.weights import load_weights
+from worldsim.weights import FORMAT_VERSION, load_weights, save_weights
+
+
+def weights_meta(net: VideoDiT, scene: dict[str, Any], loss: dict[str, Any], training: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """The metadata of exported weights: format version, model config, loss (EDM) config, the scene the model was
+    trained for (name, resolution(s), frame_skip, fps, cameras, action_dim/low/high, param_names, windows), and the
+    training provenance (steps, resolved config, git commit, data)."""
+    return {"format_version": FORMAT_VERSION, "model": {"preset": net.name, "config": dataclasses.asdict(net.cfg)},
+            "loss": loss, "scene": dict(scene), "training": dict(training or {})}
+
+
+def save_model(path: str | Path, net: VideoDiT, scene: dict[str, Any], loss: dict[str, Any],
+               training: dict[str, Any] | None = None, state: dict[str, torch.Tensor] | None = None,
+               dtype: torch.dtype | None = None) -> Path:
+    """Export `net` (or `state`, e.g. EMA weights, in its layout) with `weights_meta` to a safetensors file."""
+    tensors = state if state is not None else net.state_dict()
+    return save_weights(path, tensors, weights_meta(net, scene, loss, training), dtype=dtype)
 
 
 def config_from_meta(meta: dict[str, Any], path: str | Path) -> DiTConfig:

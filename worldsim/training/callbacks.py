@@ -132,3 +132,50 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # Even a run's own checkpoint is read with weights_only=True: the module keeps its hyperparameters as plain
         # dicts, so nothing in a checkpoint needs arbitrary unpickling. Shared weights go through safetensors.
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+class SampleVideos(L.Callback):
+    """Every `every` steps, continues the first `clips` validation clips from their first `context` frames with the
+    EMA weights and the Euler sampler (`steps` levels), and writes `samples/step_NNNNNN.gif`: real | sampled.
+
+    Runs outside `validation_step`, through the same stateless samplers rollouts use."""
+
+    def __init__(self, every: int = 500, clips: int = 2, context: int = 2, steps: int = 8, fps: float = 10.0):
+        self.every, self.clips, self.context, self.steps, self.fps = every, clips, context, steps, fps
+        self.written: list[Path] = []
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if self.every <= 0 or step % self.every or trainer.global_rank != 0 or trainer.datamodule is None:
+            return
+        from worldsim.diffusion import plans
+        from worldsim.diffusion.sampling import sample_euler
+        from worldsim.viz.video import write_video
+
+        val = next(iter(trainer.datamodule.val_dataloader()))
+        video = val["video"][: self.clips].to(pl_module.device)                        # (B, T, C, H, W)
+        T = video.shape[1]
+        if T <= self.context:
+            return
+        ema = next((c for c in trainer.callbacks if isinstance(c, EMA) and c.shadow is not None), None)
+        was_training = pl_module.training
+        pl_module.eval()
+        if ema is not None:
+            ema.swap(pl_module)
+        try:
+            plan = plans.extend(self.steps, T, self.context, "forward", pl_module.loss_cfg.edm)
+            known = torch.zeros_like(video)
+            known[:, : self.context] = video[:, : self.context]
+            x = plans.initial(known, plan, torch.Generator().manual_seed(step))
+            cond = pl_module.cond({k: (v[: self.clips] if hasattr(v, "__getitem__") else v) for k, v in val.items()})
+            out = sample_euler(pl_module.denoiser, x, plan, cond)
+        finally:
+            if ema is not None:
+                ema.swap(pl_module)
+            pl_module.train(was_training)
+        to_u8 = lambda v: ((v.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 0, 3, 4, 2)  # noqa: E731
+        real, fake = to_u8(video.cpu()), to_u8(out.cpu())                              # (T, B, H, W, C)
+        grid = torch.cat([torch.cat([real[:, b], fake[:, b]], dim=2) for b in range(real.shape[1])], dim=1)
+        path = Path(trainer.default_root_dir) / "samples" / f"step_{step:06d}.gif"
+        self.written.append(write_video(path, grid.numpy(), self.fps))

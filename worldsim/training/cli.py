@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import lightning as L
 
-from worldsim.training.callbacks import EMA, AtomicCheckpointIO, StopOnNonFinite
+from worldsim.training.callbacks import EMA, AtomicCheckpointIO, SampleVideos, StopOnNonFinite
 from worldsim.training.data import WorldDataModule
 from worldsim.training.export import export
 from worldsim.training.module import WorldModel
@@ -46,6 +46,7 @@ class FitCLI(LightningCLI):
         parser.link_arguments("trainer.max_steps", "model.max_steps")
         parser.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay of the exported weights")
         parser.add_argument("--checkpoint_every", type=int, default=100, help="steps between `last` checkpoints")
+        parser.add_argument("--sample_every", type=int, default=500, help="steps between sample videos (0: never)")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config[self.subcommand] if self.subcommand else self.config
@@ -67,6 +68,7 @@ class FitCLI(LightningCLI):
                             TensorBoardLogger(root, name="logs", version=version)]
         config["plugins"] = [AtomicCheckpointIO()]
         callbacks = [*callbacks, EMA(decay=cfg.ema_decay), StopOnNonFinite(), ExportOnFitEnd(),
+                     SampleVideos(every=cfg.sample_every),
                      ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True, save_top_k=1,
                                      monitor="val/loss", filename="best", every_n_train_steps=cfg.checkpoint_every)]
         return super()._instantiate_trainer(config, callbacks)
