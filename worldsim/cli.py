@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("worldsim.eval.evaluate", "score a model and the baselines against MuJoCo; write metrics.json and report.html"),
     "record": ("worldsim.data.recorder", "record simulation episodes into a zarr v3 store (docs/data.md)"),
     "inspect": ("worldsim.data.inspect", "summarise a recorded store; export an episode to mp4/gif and a contact sheet"),
+    "rollout": ("worldsim.rollout.rollout_cli", "roll a world model out from MuJoCo or a store; write video and frames"),
+    "plan": ("worldsim.rollout.plan_cli", "plan push actions by imagining in a world model (or MuJoCo), execute in MuJoCo"),
+    "generate": ("worldsim.rollout.generate_cli", "generate video in any mode (t2v, i2v, extend, loop, connect, edit, preview)"),
 }
 
 

@@ -12,6 +12,9 @@ from worldsim.errors import ConfigError
 # name -> module with `run(quick: bool) -> BenchReport`
 BENCHMARKS: dict[str, str] = {
     "scenes": "worldsim.bench.scenes",
+    "record": "worldsim.bench.record",
+    "model": "worldsim.bench.model",
+    "rollout": "worldsim.bench.rollout",
 }
 
 
