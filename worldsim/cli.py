@@ -29,12 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PASSTHROUGH = {"fit"}  # commands whose arguments go untouched to their own parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worldsim", description=__doc__.split("\n")[0])
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s module is imported (each imports torch, MuJoCo, ... : seconds apiece)."""
+    parser = argparse.ArgumentParser(prog="worldsim", description="worldsim: a video diffusion transformer as a learned "
+                                     "physics simulator, checked against MuJoCo.")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
-        if name in PASSTHROUGH:  # listed for --help; main() hands its arguments to the module before argparse
+        if name in PASSTHROUGH or name != command:  # listed for --help without importing its module
             p = sub.add_parser(name, help=help_, add_help=False)
         else:
             p = sub.add_parser(name, help=help_, description=help_)
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         rest = [a for a in argv if a != "--debug"]
         if rest and rest[0] in PASSTHROUGH:  # e.g. `worldsim fit --config ...`: LightningCLI parses the rest
             return int(importlib.import_module(COMMANDS[rest[0]][0]).run(rest[1:]) or 0)
-        args = build_parser().parse_args(argv)
+        args = build_parser(rest[0] if rest else None).parse_args(argv)
         return int(importlib.import_module(args._module).main(args) or 0)
     except WorldsimError as e:
         if debug:
