@@ -24,40 +24,21 @@ SCENE, RESOLUTION, EPISODE_FRAMES = "bounce", 64, 100
 
 def _bare(episodes: int, frames: int) -> float:
     """frames/s of the bare loop over the recorder's episodes (worker process)."""
-    import mujoco
-    import numpy as np
-
+    from worldsim.bench.bare import BareLoop
     from worldsim.data.splits import episode_seeds
     from worldsim.sim.registry import make
 
     env = make(SCENE, resolution=RESOLUTION)
-    renderer = mujoco.Renderer(env.model, env.height, env.width)
-    cam = env.scene.camera_ids[env.camera]
-    model, data = env.model, env.data
+    loop = BareLoop(env)
     elapsed = cpu = 0.0
     for i in range(episodes):
         env.reset(seed=episode_seeds(0, "train", i).env, options={"distribution": "id"})
-        active = [ids.geoms for ids, a in zip(env.scene.objects, env.scene.active(env.params)) if a]
-        alpha = model.geom_rgba[:, 3].copy()
         t, c = time.perf_counter(), time.process_time()
         for f in range(frames):
-            if f > 0:
-                mujoco.mj_step(model, data, nstep=env.frame_skip)
-            renderer.disable_segmentation_rendering()
-            renderer.update_scene(data, camera=cam)
-            np.asarray(renderer.render())
-            renderer.enable_segmentation_rendering()
-            renderer.update_scene(data, camera=cam)
-            renderer.render()
-            for geoms in active:
-                model.geom_rgba[:, 3] = 0.0
-                model.geom_rgba[geoms, 3] = alpha[geoms]
-                renderer.update_scene(data, camera=cam)
-                renderer.render()
-            model.geom_rgba[:, 3] = alpha
+            loop.frame(step=f > 0)
         elapsed += time.perf_counter() - t
         cpu += time.process_time() - c
-    renderer.close()
+    loop.close()
     env.close()
     return episodes * frames / elapsed, episodes * frames / cpu
 

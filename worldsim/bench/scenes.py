@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
-import mujoco
 import numpy as np
 
+from worldsim.bench.bare import BareLoop
 from worldsim.bench.report import BenchReport
 from worldsim.sim.registry import make, scene_names
 
@@ -24,31 +24,14 @@ def _env_fps(env, frames: int) -> float:
 
 
 def _bare_fps(env, frames: int) -> float:
-    """The same physics steps and the same renders (colour, segmentation, one isolated segmentation per active
-    object), called on MuJoCo directly with no worldsim code in the loop."""
+    """The same physics steps and the same images, rendered by MuJoCo directly (worldsim/bench/bare.py)."""
     env.reset(seed=0)
-    model, data = env.model, env.data
-    renderer = mujoco.Renderer(model, env.height, env.width)
-    cam = env.scene.camera_ids[env.camera]
-    active = [ids.geoms for ids, a in zip(env.scene.objects, env._active) if a]
-    alpha = model.geom_rgba[:, 3].copy()
+    loop = BareLoop(env)
     t = time.perf_counter()
     for _ in range(frames):
-        mujoco.mj_step(model, data, nstep=env.frame_skip)
-        renderer.disable_segmentation_rendering()
-        renderer.update_scene(data, camera=cam)
-        renderer.render()
-        renderer.enable_segmentation_rendering()
-        renderer.update_scene(data, camera=cam)
-        renderer.render()
-        for geoms in active:
-            model.geom_rgba[:, 3] = 0.0
-            model.geom_rgba[geoms, 3] = alpha[geoms]
-            renderer.update_scene(data, camera=cam)
-            renderer.render()
-        model.geom_rgba[:, 3] = alpha
+        loop.frame()
     fps = frames / (time.perf_counter() - t)
-    renderer.close()
+    loop.close()
     return fps
 
 
@@ -61,5 +44,5 @@ def run(quick: bool = False, resolution: int = 64) -> BenchReport:
         fps = _env_fps(env, frames)
         env.close()
         report.add(f"{name} env step+render {resolution}px", fps, "frames/s", "bare mujoco.Renderer loop", bare)
-    report.notes.append("same model, same physics steps and renders (colour + segmentation + one isolated render per object)")
+    report.notes.append("same model, same physics steps and images (colour, segmentation, objects-only segmentation)")
     return report

@@ -31,6 +31,7 @@ HIDDEN_BELOW = 0.02  # visible fraction under which an object in view counts as 
 SEEN_ABOVE = 0.2  # visible fraction over which a hidden object counts as seen again (hysteresis against flicker)
 REBOUND_SECONDS = 0.01  # a pair apart for less than this and touching again continues the same contact event
 PUSH_REBOUND_SECONDS = 0.2  # the same for a pair with an actuated object: a push is one event while it lasts
+CONTACT_SAMPLE_SECONDS = 0.001  # contacts are sampled this often; the shortest (stiff elastic bounces) last ~3 ms
 
 
 def actuated_objects(scene: Scene) -> set[int]:
@@ -64,9 +65,9 @@ class ContactEvents:
         self._step = 0
         self._pending: list[dict] = []
 
-    def after_step(self, data: mujoco.MjData) -> None:
-        """Call after every physics step."""
-        self._step += 1
+    def after_step(self, data: mujoco.MjData, steps: int = 1) -> None:
+        """Call after every `steps` physics steps (at most CONTACT_SAMPLE_SECONDS apart)."""
+        self._step += steps
         n = data.ncon
         if n == 0:
             return

@@ -22,9 +22,25 @@ class Frame:
     full: np.ndarray  # (K,) pixels the object would cover with nothing in front of it (0: out of view or inactive)
 
 
+def touching(obj: np.ndarray) -> set[int]:
+    """Objects whose pixels border another object's in an (H, W) object-index map (8-neighbourhood, -1 = none)."""
+    out: set[int] = set()
+    for a, b in ((obj[:, :-1], obj[:, 1:]), (obj[:-1], obj[1:]), (obj[:-1, :-1], obj[1:, 1:]),
+                 (obj[:-1, 1:], obj[1:, :-1])):
+        edge = (a >= 0) & (b >= 0) & (a != b)
+        if edge.any():
+            out.update(np.unique(a[edge]).tolist())
+            out.update(np.unique(b[edge]).tolist())
+    return out
+
+
 class FrameRenderer:
-    """Renders a scene's frames: one colour render, one segmentation render, and one isolated segmentation
-    render per active object (every other geom hidden) to count the pixels it would cover unoccluded."""
+    """Renders a scene's frames: colour, segmentation, and the pixels each object would cover unoccluded.
+
+    The unoccluded counts come from one more segmentation render with only the objects shown (scenery hidden).
+    That is exact for every object that borders no other object in it (an object partly in front of another
+    always borders it); those that do, and active objects with no pixels there (out of view, or wholly behind
+    another object), get an isolated render of their own."""
 
     def __init__(self, scene: Scene, model: mujoco.MjModel, height: int, width: int):
         self.scene, self.model = scene, model
@@ -38,6 +54,7 @@ class FrameRenderer:
         self._geom_to_obj = np.full(n_geom + 1, -1, dtype=np.int64)
         for k, ids in enumerate(scene.objects):
             self._geom_to_obj[ids.geoms] = k
+        self._object_geoms = np.flatnonzero(self._geom_to_obj[:n_geom] >= 0)
         self._cols = np.arange(width) + 0.5
         self._rows = np.arange(height) + 0.5
 
@@ -81,13 +98,20 @@ class FrameRenderer:
                 centroid[i] = (self._cols @ mask.sum(0) / counts[i], self._rows @ mask.sum(1) / counts[i])
             alpha = m.geom_rgba[:, 3].copy()
             try:
-                for i in np.flatnonzero(active):
+                m.geom_rgba[:, 3] = 0.0
+                m.geom_rgba[self._object_geoms, 3] = alpha[self._object_geoms]
+                alone = self._segment(data, camera)  # objects only
+                full[:] = np.bincount(alone.ravel() + 1, minlength=k + 1)[1:]
+                redo = touching(alone) | {int(i) for i in np.flatnonzero(active & (full == 0))}
+                for i in sorted(redo):
+                    geoms = self.scene.objects[i].geoms
                     m.geom_rgba[:, 3] = 0.0
-                    m.geom_rgba[self.scene.objects[i].geoms, 3] = alpha[self.scene.objects[i].geoms]
+                    m.geom_rgba[geoms, 3] = alpha[geoms]
                     full[i] = int((self._segment(data, camera) == i).sum())
-                    visible[i] = counts[i] / full[i] if full[i] else 0.0
             finally:
                 m.geom_rgba[:, 3] = alpha
+            full[~active] = 0
+            visible[:] = np.where(full > 0, counts / np.maximum(full, 1), 0.0)
         finally:
             r.disable_segmentation_rendering()
         return Frame(rgb, visible, centroid, pixels, full)
