@@ -89,9 +89,10 @@ class Throughput(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.peak_flops is None:
-            from worldsim.training.flops import matmul_flops
+            from worldsim.bench.model import matmul_flops
 
-            self.peak_flops = matmul_flops()
+            bf16 = "bf16" in str(trainer.precision)
+            self.peak_flops = matmul_flops(pl_module.device, torch.bfloat16 if bf16 else torch.float32)
         self._t, self._step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -103,8 +104,16 @@ class Throughput(L.Callback):
         tokens = pl_module.tokens_per_clip(video.shape[1:]) * video.shape[0]
         flops = pl_module.train_flops(video.shape[1:]) * video.shape[0]
         pl_module.log_dict({"perf/steps_per_s": steps / dt, "perf/tokens_per_s": tokens * steps / dt,
-                            "perf/mfu": flops * steps / dt / self.peak_flops}, on_step=True, on_epoch=False)
+                            "perf/mfu": flops * steps / dt / self.peak_flops,
+                            "perf/peak_rss_gib": _peak_rss_gib()}, on_step=True, on_epoch=False)
         self._t, self._step = time.perf_counter(), trainer.global_step
+
+
+def _peak_rss_gib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

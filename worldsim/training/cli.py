@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import lightning as L
 
-from worldsim.training.callbacks import EMA, AtomicCheckpointIO, SampleVideos, StopOnNonFinite
+from worldsim.training.callbacks import EMA, AtomicCheckpointIO, SampleVideos, StopOnNonFinite, Throughput
 from worldsim.training.data import WorldDataModule
 from worldsim.training.export import export
 from worldsim.training.module import WorldModel
@@ -68,7 +68,7 @@ class FitCLI(LightningCLI):
                             TensorBoardLogger(root, name="logs", version=version)]
         config["plugins"] = [AtomicCheckpointIO()]
         callbacks = [*callbacks, EMA(decay=cfg.ema_decay), StopOnNonFinite(), ExportOnFitEnd(),
-                     SampleVideos(every=cfg.sample_every),
+                     SampleVideos(every=cfg.sample_every), Throughput(log_every=cfg.trainer.log_every_n_steps or 10),
                      ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True, save_top_k=1,
                                      monitor="val/loss", filename="best", every_n_train_steps=cfg.checkpoint_every)]
         return super()._instantiate_trainer(config, callbacks)
