@@ -1,0 +1,189 @@
+"""`generate()`: every Sora-style mode as one per-frame noise plan (GUIDE.md, "one mechanism for every generation
+mode"; Diffusion Forcing's independent per-frame noise levels). A mode only decides which frames are given (noise
+level 0 in every row of the plan: the samplers leave them bit-identical) and where the others start:
+
+| mode              | given frames                          | plan (worldsim/diffusion/plans.py)  | attention      |
+|-------------------|---------------------------------------|-------------------------------------|----------------|
+| `t2v`             | none (text and/or actions condition)  | `t2v`                               | causal         |
+| `i2v`             | frame 0 = `image`                     | `i2v`                               | causal         |
+| `extend_forward`  | the first k = `clip`                  | `extend(..., "forward")`            | causal         |
+| `extend_backward` | the last k = `clip`                   | `extend(..., "backward")`           | bidirectional  |
+| `loop`            | none; frames 0 and T-1 tied           | `loop` + `tie_frames`               | bidirectional  |
+| `connect`         | first h = `head`, last t = `tail`     | `connect`                           | bidirectional  |
+| `edit` (SDEdit)   | none: `clip` noised to `sigma_start`  | `edit` (Meng et al. 2022)           | causal         |
+| `preview`         | a `t2v` draft at `preview_resolution`, upsampled, then `edit` at full size | `preview` then `edit` | causal |
+
+Any mode takes per-frame `cameras` (multi-shot: a list of T camera names), `actions` (B, T, A), a `caption`,
+`params`, and classifier-free guidance scales per condition group (`guidance={"text": 3, "actions": 1.5}`).
+Bidirectional modes pass `causal=False` to the network; they are in distribution for weights trained with
+`LossConfig.p_bidirectional > 0`. Any resolution the weights were trained at, any number of frames (positions are
+relative: RoPE in time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from worldsim.diffusion import plans
+from worldsim.diffusion.sampling import SAMPLERS, tie_frames
+from worldsim.errors import ConfigError
+from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_frames, to_model
+
+MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
+BIDIRECTIONAL = ("extend_backward", "loop", "connect")
+
+
+@dataclass
+class Generation:
+    frames: np.ndarray  # (B, T, H, W, 3) uint8
+    plan: torch.Tensor  # (steps + 1, T) noise levels of the (final) pass
+    given: np.ndarray  # (T,) bool: frames passed through as given
+    mode: str
+    preview: np.ndarray | None = None  # (B, T, h, w, 3): the low-resolution draft (preview mode)
+
+
+def mode_plan(mode: str, steps: int, frames: int, *, given: int = 0, tail: int = 0, sigma_start: float = 2.0,
+              model: WorldModel | None = None) -> torch.Tensor:
+    """The (steps + 1, frames) noise plan of a mode; `given` = k (extend) or h (connect), `tail` = t (connect)."""
+    cfg = model.edm if model is not None else plans.EDMConfig()
+    check_steps(steps)
+    if mode in ("t2v", "preview"):
+        return plans.t2v(steps, frames, cfg)
+    if mode == "i2v":
+        return plans.i2v(steps, frames, cfg)
+    if mode in ("extend_forward", "extend_backward"):
+        return plans.extend(steps, frames, given, mode.split("_")[1], cfg)
+    if mode == "loop":
+        return plans.loop(steps, frames, cfg=cfg)
+    if mode == "connect":
+        return plans.connect(steps, frames, given, tail, cfg)
+    if mode == "edit":
+        return plans.edit(steps, frames, sigma_start, cfg=cfg)
+    raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
+
+
+def _clip(model: WorldModel, a, hw, name: str, batch: int | None) -> np.ndarray:
+    if a is None:
+        raise ConfigError(f"this mode needs `{name}`", field=name)
+    out = model.check_frames(a, hw, field=name)
+    if batch is not None and len(out) not in (1, batch):
+        raise ConfigError(f"{name} has {len(out)} clips for a batch of {batch}", field=name)
+    return out
+
+
+def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolution=None, steps: int = 8,
+             sampler: str = "euler", batch: int = 1, seed: int = 0, image=None, clip=None, head=None, tail=None,
+             caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
+             guidance: dict[str, float] | None = None, sigma_start: float = 2.0, preview_resolution=None,
+             preview_steps: int | None = None, progress: bool = False) -> Generation:
+    """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
+    `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
+    steps = check_steps(steps)
+    guidance = check_guidance(guidance)
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; known: {list(SAMPLERS)}", field="sampler")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch must be a positive integer, got {batch!r}", field="batch")
+    hw = model.resolution(resolution)
+    if mode == "preview":
+        return _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance,
+                        sigma_start, preview_resolution, preview_steps or max(1, steps // 2), progress)
+    given_idx: list[int] = []
+    tail_n = 0
+    if mode == "i2v":
+        img = np.asarray(image) if image is not None else None
+        known = _clip(model, None if img is None else (img[:, None] if img.ndim == 4 else img[None, None]), hw,
+                      "image", batch)
+        T = _frames(frames, 2)
+        given_idx = [0]
+    elif mode in ("extend_forward", "extend_backward"):
+        known = _clip(model, clip, hw, "clip", batch)
+        k = known.shape[1]
+        T = _frames(frames, k + 1)
+        given_idx = list(range(k)) if mode == "extend_forward" else list(range(T - k, T))
+    elif mode == "connect":
+        h_clip, t_clip = _clip(model, head, hw, "head", batch), _clip(model, tail, hw, "tail", batch)
+        h, tail_n = h_clip.shape[1], t_clip.shape[1]
+        T = _frames(frames, h + tail_n + 1)
+        b = max(len(h_clip), len(t_clip))
+        known = np.concatenate([np.broadcast_to(h_clip, (b, *h_clip.shape[1:])),
+                                np.broadcast_to(t_clip, (b, *t_clip.shape[1:]))], 1)
+        given_idx = list(range(h)) + list(range(T - tail_n, T))
+    elif mode == "edit":
+        known = _clip(model, clip, hw, "clip", batch)
+        T = known.shape[1]
+        if frames is not None and frames != T:
+            raise ConfigError(f"edit keeps the clip's length ({T} frames), got frames={frames}", field="frames")
+        if not (np.isfinite(sigma_start) and sigma_start > 0):
+            raise ConfigError(f"sigma_start must be > 0, got {sigma_start}", field="sigma_start")
+    else:
+        known = None
+        T = _frames(frames, 2 if mode == "loop" else 1)
+    plan = mode_plan(mode, steps, T, given=len(given_idx) - tail_n if mode != "i2v" else 1, tail=tail_n,
+                     sigma_start=sigma_start, model=model)
+    x = torch.zeros(batch, T, 3, *hw, device=model.device)
+    if known is not None:
+        kx = to_model(known).to(model.device)                                             # (b, k, C, H, W)
+        if not torch.isfinite(kx).all():
+            raise ConfigError("given frames hold NaN or inf", field="clip")
+        kx = kx.expand(batch, *kx.shape[1:])
+        if mode == "edit":
+            x = kx.clone()
+        else:
+            x[:, given_idx] = kx
+    out = _sample(model, x, plan, mode, sampler, seed, caption, actions, cameras, params, guidance, progress)
+    given = np.zeros(T, bool)
+    given[given_idx] = True
+    return Generation(to_frames(out), plan, given, mode)
+
+
+def _frames(frames: int | None, minimum: int) -> int:
+    if frames is None:
+        raise ConfigError("give the number of frames to generate", field="frames")
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < minimum:
+        raise ConfigError(f"this mode needs at least {minimum} frames, got {frames!r}", field="frames")
+    return int(frames)
+
+
+def _sample(model: WorldModel, x: torch.Tensor, plan: torch.Tensor, mode: str, sampler: str, seed: int, caption,
+            actions, cameras, params, guidance, progress: bool) -> torch.Tensor:
+    from tqdm.auto import tqdm
+
+    B, T = x.shape[:2]
+    cond = model.cond(B, T, actions=actions, cameras=cameras, params=params, text=caption)
+    g = torch.Generator().manual_seed(int(seed))
+    x0 = plans.initial(x, plan, g)
+    denoiser = model.denoiser
+    if mode == "loop":
+        denoiser = tie_frames(denoiser, [(0, T - 1)])
+    extra = {"causal": False} if mode in BIDIRECTIONAL else None
+    with tqdm(total=plan.shape[0] - 1, unit="step", desc=f"generate {mode}", disable=not progress) as bar:
+        return SAMPLERS[sampler](denoiser, x0, plan, cond, guidance=guidance or None, extra_args=extra,
+                                 callback=lambda info: bar.update(1))
+
+
+def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance, sigma_start,
+             preview_resolution, preview_steps, progress) -> Generation:
+    """Sora's "prototype at low resolution, then render at full size" with one model: a t2v draft on the smaller
+    grid, upsampled (nearest), then SDEdit at full size from `sigma_start` with the same seed and conditioning."""
+    if preview_resolution is None:
+        smaller = [r for r in model.scene.resolutions if r[0] * r[1] < hw[0] * hw[1]]
+        if not smaller:
+            raise ConfigError(f"no trained resolution below {hw}: give preview_resolution", field="preview_resolution")
+        preview_resolution = max(smaller, key=lambda r: r[0] * r[1])
+    lo = model.resolution(preview_resolution)
+    if hw[0] % lo[0] or hw[1] % lo[1]:
+        raise ConfigError(f"the full size {hw} must be a whole multiple of the preview's {lo}", field="preview_resolution")
+    draft = generate(model, "t2v", frames=frames, resolution=lo, steps=preview_steps, sampler=sampler, batch=batch,
+                     seed=seed, caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,
+                     progress=progress)
+    up = np.repeat(np.repeat(draft.frames, hw[0] // lo[0], axis=2), hw[1] // lo[1], axis=3)
+    final = generate(model, "edit", clip=up, resolution=hw, steps=steps, sampler=sampler, batch=batch, seed=seed,
+                     caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,
+                     sigma_start=sigma_start, progress=progress)
+    return Generation(final.frames, final.plan, final.given, "preview", preview=draft.frames)
