@@ -99,8 +99,10 @@ def test_resume_after_sigkill_is_bit_equal(store, tmp_path):
 def test_ddp_two_cpu_processes(store, tmp_path):
     """DDP with gloo on 2 CPU processes: every rank ends with the same weights, close to one process that sees the
     same global batch (batch 2 per rank vs batch 4)."""
-    save = ["--trainer.callbacks+=rank_weights.SaveRankWeights"]
-    ddp = fit(tmp_path / "ddp", store, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.max_steps", "3",
+    # Condition dropout draws inside the network, per rank (docs/scaling.md): off here so the runs compare exactly.
+    save = ["--trainer.callbacks+=rank_weights.SaveRankWeights", "--model.overrides", "{cond_dropout: 0.0}"]
+    # With dropout off the learned null embeddings take no part in the loss, hence find_unused_parameters.
+    ddp = fit(tmp_path / "ddp", store, "--trainer.strategy", "ddp_find_unused_parameters_true", "--trainer.devices", "2", "--trainer.max_steps", "3",
               "--trainer.limit_val_batches", "0", "--checkpoint_every", "100", *save, timeout=900)
     assert ddp.returncode == 0, ddp.stdout + ddp.stderr
     single = fit(tmp_path / "single", store, "--trainer.max_steps", "3", "--data.batch_size", "4",
@@ -112,7 +114,7 @@ def test_ddp_two_cpu_processes(store, tmp_path):
     one = _state(tmp_path / "single" / "rank0.safetensors")
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
-        assert torch.allclose(r0[k], one[k], atol=1e-4, rtol=1e-3), k
+        assert torch.allclose(r0[k], one[k], atol=1e-5, rtol=1e-4), k
 
 
 def test_exported_weights_load_without_lightning(store, tmp_path):

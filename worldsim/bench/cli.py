@@ -15,17 +15,20 @@ BENCHMARKS: dict[str, str] = {
     "record": "worldsim.bench.record",
     "model": "worldsim.bench.model",
     "rollout": "worldsim.bench.rollout",
+    "long": "worldsim.bench.long",  # minutes long: run only when named
 }
+DEFAULT = [n for n in BENCHMARKS if n != "long"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help=f"benchmarks to run (default: all but long): {', '.join(BENCHMARKS)}")
     p.add_argument("--json", action="store_true", help="print one JSON object of the figures instead of tables")
     p.add_argument("--quick", action="store_true", help="fewer repetitions (for smoke tests; figures are noisier)")
 
 
 def main(args: argparse.Namespace) -> int:
-    names = args.names or list(BENCHMARKS)
+    names = args.names or DEFAULT
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}", field="NAME")

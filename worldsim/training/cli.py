@@ -7,8 +7,11 @@ checkpoints (`checkpoints/last.ckpt`, written atomically) and the exported weigh
 
 from __future__ import annotations
 
+import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePath
+
+import yaml
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -16,12 +19,74 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 import lightning as L
 
+from worldsim.errors import ConfigError
 from worldsim.training.callbacks import EMA, AtomicCheckpointIO, SampleVideos, StopOnNonFinite, Throughput
 from worldsim.training.data import WorldDataModule
 from worldsim.training.export import export
 from worldsim.training.module import WorldModel
 
 
+
+# Keys of callbacks/profilers whose value is a folder the run writes into: they must lie inside the run folder.
+OUTPUT_PATH_KEYS = ("dirpath", "save_dir", "log_dir")
+
+
+def _given_in(key: str, argv: list[str]) -> str:
+    """Where a dotted config key was set: "command line", else the last `--config` file holding it."""
+    if any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv):
+        return "command line"
+    files = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"]
+    files += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in reversed(files):
+        try:
+            node = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            continue
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            return path
+    return "command line"
+
+
+def check_run_paths(trainer_cfg: dict, argv: list[str]) -> None:
+    """The run folder contract (docs/training.md): everything a run writes lies inside `trainer.default_root_dir`.
+    The folder itself may be absolute or relative but has no `..` component (a config someone shares cannot reach
+    into the folders above yours), and a callback's or profiler's output folder must resolve inside it."""
+    root = str(trainer_cfg.get("default_root_dir") or "")
+    if ".." in PurePath(root).parts:
+        raise ConfigError(f"the run folder {root!r} has a '..' component; give a path without '..' (absolute paths "
+                          "are fine)", source=_given_in("trainer.default_root_dir", argv), field="trainer.default_root_dir")
+    base = Path(root).resolve()
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k in OUTPUT_PATH_KEYS and isinstance(v, (str, PurePath)):
+                    target = (base / v).resolve() if not Path(v).is_absolute() else Path(v).resolve()
+                    if target != base and base not in target.parents:
+                        raise ConfigError(f"{str(v)!r} is outside the run folder {root!r}: every output of a run "
+                                          "lies inside it", source=_given_in("trainer", argv), field=f"{where}.{k}")
+                else:
+                    walk(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{where}[{i}]")
+
+    walk({k: v for k, v in trainer_cfg.items() if k != "default_root_dir"}, "trainer")
+
+
+def _parse_error(message: str, argv: list[str]) -> ConfigError:
+    """jsonargparse's error (usage and a multi-line message) as one ConfigError naming the file and the key."""
+    text = " ".join(str(message).split())
+    m = re.search(r"(?:option|[Kk]ey) ['\"]([\w.\[\]-]+)['\"]", text)
+    key = m.group(1) if m else None
+    if key:
+        for prefix in ("fit.",):
+            key = key.removeprefix(prefix)
+    return ConfigError(f"{'unknown key' if 'not accept' in text or 'not expected' in text else 'invalid value'}: "
+                       f"{text} (see `worldsim fit --help`)", source=_given_in(key, argv) if key else "command line",
+                       field=key or "arguments")
 
 
 class ExportOnFitEnd(L.Callback):
@@ -52,6 +117,7 @@ class FitCLI(LightningCLI):
         cfg = self.config[self.subcommand] if self.subcommand else self.config
         root = cfg.trainer.default_root_dir or "runs/default"
         cfg.trainer.default_root_dir = root
+        check_run_paths(_plain(cfg.trainer), sys.argv[2:])
         if cfg.trainer.max_steps is None or cfg.trainer.max_steps < 1:
             cfg.trainer.max_steps = 1000
 
@@ -74,13 +140,34 @@ class FitCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
 
+def _plain(node):
+    """A jsonargparse Namespace (nested) as plain dicts and lists."""
+    if hasattr(node, "as_dict"):
+        node = node.as_dict()
+    if isinstance(node, dict):
+        return {k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
 def run(argv: list[str]) -> int:
     # LightningCLI parses sys.argv, and DDP re-launches `sys.argv` in each child process: make it `worldsim fit ...`
     sys.argv = [sys.argv[0], "fit", *argv]
-    FitCLI(WorldModel, WorldDataModule, save_config_kwargs={"overwrite": True},
+    from jsonargparse import ArgumentError
+
+    try:
+        _fit()
+    except ArgumentError as e:  # parse errors raise (exit_on_error=False) so that they print as one line
+        raise _parse_error(str(e), argv) from None
+    return 0
+
+
+def _fit() -> None:
+    no_exit = {"exit_on_error": False}
+    FitCLI(WorldModel, WorldDataModule, save_config_kwargs={"overwrite": True}, parser_kwargs={**no_exit, "fit": no_exit},
            trainer_defaults={"use_distributed_sampler": False, "max_steps": 1000, "log_every_n_steps": 10, "check_val_every_n_epoch": None,
                              "val_check_interval": 100, "enable_model_summary": False}, auto_configure_optimizers=False)
-    return 0
 
 
 if __name__ == "__main__":

@@ -197,7 +197,12 @@ class WorldDataModule(L.LightningDataModule):
 
     def _load(self, split: str) -> list[EpisodeArrays]:
         if split not in self._parts:
-            parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split) for p in self.stores]
+            try:
+                parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split) for p in self.stores]
+            except StoreError as e:  # a missing or empty split: name the setting that chose it
+                if e.field in ("split", split):
+                    e.field = "data.train_split" if split == self.train_split else "data.val_split"
+                raise
             _check_compatible(parts)
             self._parts[split] = parts
         return self._parts[split]

@@ -12,7 +12,7 @@ import lightning as L
 import torch
 
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
-from worldsim.diffusion.loss import LossConfig, fixed_grid_loss, loss
+from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss
 from worldsim.errors import ConfigError
 from worldsim.models import flops
 from worldsim.models.conditioning import Cond
@@ -90,7 +90,12 @@ class WorldModel(L.LightningModule):
         seed = step_seed(self.hparams.seed, self.global_step)
         torch.manual_seed(seed)  # condition dropout inside the network draws from the global generator
         g = torch.Generator().manual_seed(seed)
-        value = loss(self.denoiser, batch["video"], self.cond(batch), cfg=self.loss_cfg, generator=g)
+        video = batch["video"]
+        # The step's draws are made for the global batch and sliced per rank (see data.StepBatchSampler), so N
+        # data-parallel processes compute what one process with the whole batch would.
+        world, rank = self.trainer.world_size if self._trainer else 1, self.global_rank
+        drawn = draw((video.shape[0] * world, *video.shape[1:]), self.loss_cfg, g).rows(slice(rank, None, world))
+        value = loss(self.denoiser, video, self.cond(batch), cfg=self.loss_cfg, drawn=drawn)
         self.log("train/loss", value, prog_bar=True, batch_size=batch["video"].shape[0])
         return value
 

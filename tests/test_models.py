@@ -1,0 +1,229 @@
+"""The video DiT: presets, shapes over sizes and aspects mixed in one batch, frame-causality, cached == uncached
+rollout, per-frame modulation, conditioning inputs and their errors, the text tokenizer, and FLOP counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worldsim.errors import ActionError, ConfigError
+from worldsim.models import PRESETS, Cond, build_model, flops, get_preset, model_config, tokenize
+from worldsim.models.text import detokenize
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight the other tests for cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _live(model, seed=0):
+    """Random weights everywhere (adaLN-Zero starts every block as the identity and the output at 0, which would
+    make every output test pass vacuously)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return _live(build_model("debug", **kw))
+
+
+def test_presets_report_params_and_flops():
+    expect_width_depth = {"S": (384, 12), "B": (768, 12), "L": (1024, 24)}
+    counts = {}
+    for name, preset in PRESETS.items():
+        with torch.device("meta"):  # sizes only: L would take seconds and gigabytes to initialise for real
+            m = build_model(name)
+        counts[name] = sum(p.numel() for p in m.parameters())
+        assert flops.per_frame(m, preset.size) > 0
+        if name in expect_width_depth:
+            assert (m.cfg.width, m.cfg.depth) == expect_width_depth[name]
+    assert counts["debug"] < counts["tiny"] < counts["S"] < counts["B"] < counts["L"]
+    assert 30e6 < counts["S"] < 40e6 and 430e6 < counts["L"] < 500e6  # DiT-S has 33M, DiT-L 458M
+
+
+def test_unknown_preset_and_field():
+    with pytest.raises(ConfigError) as e:
+        build_model("XL")
+    assert e.value.field == "preset" and "debug" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        model_config("debug", widht=3)
+    assert e.value.field == "widht"
+    with pytest.raises(ConfigError) as e:
+        model_config("debug", heads=3)
+    assert e.value.field == "heads"
+
+
+def test_flops_count_matches_the_formula():
+    """2 x weights x tokens for the token path: D=64, P=48, depth 2, MLP 4x (full attention)."""
+    m = build_model("debug")
+    D, P, L = 64, 48, 2
+    per_token = P * D + L * (4 * D * D + 8 * D * D) + D * P
+    f = flops.count(m, batch=2, size=(4, 16, 16))
+    assert f.per_token_params == per_token
+    tokens = 2 * 4 * 16
+    assert f.attention == 4.0 * D * 2 * (4 * 5 / 2) * 16 ** 2 * L  # frame-causal: 10 of 16 frame pairs
+    assert flops.count(build_model("debug", causal=False), 2, (4, 16, 16)).attention == 4.0 * D * 2 * 64 ** 2 * L
+    assert f.train == 3 * (f.matmul + f.attention)
+    assert f.matmul >= 2.0 * per_token * tokens
+
+
+@pytest.mark.parametrize("attention", ["full", "factorised"])
+def test_shapes_over_sizes_and_aspects_mixed_in_one_batch(attention):
+    m = _model(attention=attention, action_dim=2)
+    sizes = [(4, 16, 16), (2, 8, 24), (4, 16, 16), (3, 24, 8), (1, 4, 4)]
+    videos = [torch.randn(T, 3, H, W) for T, H, W in sizes]
+    noise = [torch.rand(T) for T, _, _ in sizes]
+    conds = [Cond(actions=torch.randn(1, T, 2), text=["a ball"]) for T, _, _ in sizes]
+    out = m.forward_list(videos, noise, conds)
+    assert [tuple(o.shape) for o in out] == [tuple(v.shape) for v in videos]
+    for i in (1, 3):  # the bucketed result equals running that clip alone
+        alone = m(videos[i][None], noise[i][None], conds[i])[0]
+        torch.testing.assert_close(out[i], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["full", "factorised"])
+def test_causal_outputs_ignore_later_frames(attention):
+    m = _model(attention=attention, action_dim=2)
+    x, s, a = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6), torch.randn(2, 6, 2)
+    y = m(x, s, Cond(actions=a))
+    for t in (0, 2, 4):
+        x2, s2, a2 = x.clone(), s.clone(), a.clone()
+        x2[:, t + 1:] += torch.randn_like(x2[:, t + 1:])
+        s2[:, t + 1:] += 1.0
+        a2[:, t + 1:] += 1.0
+        y2 = m(x2, s2, Cond(actions=a2))
+        assert torch.equal(y2[:, : t + 1], y[:, : t + 1])
+        assert not torch.allclose(y2[:, t + 1:], y[:, t + 1:])
+    # the same model without the mask does look ahead (so the test above can fail)
+    y3 = m(x2, s2, Cond(actions=a2), causal=False)
+    assert not torch.allclose(y3[:, :1], m(x, s, Cond(actions=a), causal=False)[:, :1])
+
+
+@pytest.mark.parametrize("attention", ["full", "factorised"])
+def test_cached_forward_equals_uncached(attention):
+    m = _model(attention=attention, action_dim=2, param_dim=1)
+    x, s = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6)
+    cond = Cond(actions=torch.randn(2, 6, 2), params=torch.randn(2, 1), text=["red ball", "two balls"])
+    full = m(x, s, cond)
+    cache = m.new_cache()
+    m(x[:, :3], s[:, :3], cond.frames(0, 3), cache=cache, write_cache=True)      # prefill the context
+    one = m(x[:, 3:4], s[:, 3:4], cond.frames(3, 4), cache=cache, write_cache=True)  # one frame at a time
+    torch.testing.assert_close(one, full[:, 3:4], atol=1e-5, rtol=1e-5)
+    two = m(x[:, 4:6], s[:, 4:6], cond.frames(4, 6), cache=cache)                # several new frames at once
+    torch.testing.assert_close(two, full[:, 4:6], atol=1e-5, rtol=1e-5)
+    assert cache.frames == 4
+    # positions are relative: the same rollout started at frame 1000 gives the same frames (endless rollouts)
+    late = m.new_cache()
+    late.frames = 1000
+    m(x[:, :3], s[:, :3], cond.frames(0, 3), cache=late, write_cache=True)
+    torch.testing.assert_close(m(x[:, 3:4], s[:, 3:4], cond.frames(3, 4), cache=late), one, atol=1e-4, rtol=1e-4)
+    # a sliding window keeps the last frames' keys and values only
+    m.trim_cache(cache, 2)
+    assert cache.cached == 2 and cache.frames == 4
+    k = cache.layers[0][0]
+    assert k.shape[2] == (2 * 4 if attention == "full" else 2)  # full: frames x 4 tokens; factorised: frames
+    assert m(x[:, 4:5], s[:, 4:5], cond.frames(4, 5), cache=cache).shape == (2, 1, 3, 8, 8)
+
+
+def test_each_frame_is_modulated_by_its_own_noise_level():
+    m = _model(causal=False)
+    x, s = torch.randn(1, 4, 3, 8, 8), torch.rand(1, 4)
+    y = m(x, s)
+    s2 = s.clone()
+    s2[0, 2] += 0.5
+    y2 = m(x, s2)
+    change = (y2 - y).abs().flatten(2).max(-1).values[0]  # per frame
+    assert change[2] > 10 * change[[0, 1, 3]].max()  # frame 2 moves most; others only through attention
+
+
+def test_conditions_change_the_output_and_nulls_are_learned():
+    m = _model(action_dim=2, action_classes=5, camera_classes=3, camera_dim=4, param_dim=2)
+    x, s = torch.randn(2, 3, 3, 8, 8), torch.rand(2, 3)
+    cond = Cond(actions=torch.randn(2, 3, 2), action_ids=torch.randint(5, (2, 3)), camera_ids=torch.tensor(
+        [[0, 1, 2], [2, 2, 0]]), camera=torch.randn(2, 3, 4), params=torch.randn(2, 2), text=["up", "down"])
+    y = m(x, s, cond)
+    for group in ("actions", "camera", "params", "text"):
+        assert not torch.allclose(m(x, s, cond.without(group)), y), group
+    # a nulled group equals an absent one
+    torch.testing.assert_close(m(x, s, cond.without("text")), m(x, s, Cond(
+        actions=cond.actions, action_ids=cond.action_ids, camera=cond.camera, camera_ids=cond.camera_ids,
+        params=cond.params)))
+    # condition dropout in training replaces groups by their nulls (p close to 1: nearly always)
+    m2 = _model(action_dim=2, cond_dropout=0.999).train()
+    c2 = Cond(actions=torch.randn(2, 3, 2), text=["up", "down"])
+    torch.testing.assert_close(m2(x, s, c2), m2(x, s, Cond()))
+    assert not torch.allclose(m2.eval()(x, s, c2), m2(x, s, Cond()))
+
+
+def test_bad_inputs_raise_clear_errors():
+    m = _model(action_dim=2, param_dim=3, action_classes=4)
+    x, s = torch.randn(1, 4, 3, 8, 8), torch.rand(1, 4)
+    with pytest.raises(ConfigError) as e:
+        m(torch.randn(1, 4, 4, 8, 8), s)
+    assert e.value.field == "x" and "channels" in e.value.message and e.value.source == "VideoDiT(debug)"
+    with pytest.raises(ConfigError) as e:
+        m(torch.randn(1, 4, 3, 10, 8), s)
+    assert e.value.field == "x" and "divisible" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        m(x, torch.rand(1, 3))
+    assert e.value.field == "noise"
+    with pytest.raises(ActionError) as e:
+        m(x, s, Cond(actions=torch.randn(1, 4, 3)))
+    assert e.value.field == "actions" and "(B, T, 2)" in e.value.message
+    with pytest.raises(ActionError) as e:
+        m(x, s, Cond(action_ids=torch.tensor([[0, 1, 4, 0]])))
+    assert e.value.field == "action_ids"
+    with pytest.raises(ConfigError) as e:
+        m(x, s, Cond(params=torch.randn(1, 2)))
+    assert e.value.field == "params"
+    with pytest.raises(ConfigError) as e:
+        m(x, s, Cond(camera=torch.randn(1, 4, 2)))
+    assert e.value.field == "camera"
+    with pytest.raises(ConfigError) as e:
+        m(x, s, Cond(text=["a", "b"]))
+    assert e.value.field == "text"
+    with pytest.raises(ConfigError) as e:
+        Cond().without("colour")
+    assert e.value.field == "null"
+    with pytest.raises(ConfigError) as e:
+        _model(causal=False)(x, s, cache=m.new_cache())
+    assert e.value.field == "cache"
+
+
+def test_tokenizer_round_trip_and_cut():
+    ids = tokenize(["a red ball", "", "é" * 100], max_len=16)
+    assert ids.shape == (3, 16) and ids.dtype == torch.long
+    assert detokenize(ids)[:2] == ["a red ball", ""]
+    assert ids[1, :2].tolist() == [1, 2] and (ids[1, 2:] == 0).all()  # BOS, EOS, padding
+    assert (ids[2] != 0).all()  # a long caption fills the window and is cut
+
+
+def test_preset_sizes_are_divisible_by_their_patch():
+    for name in PRESETS:
+        p = get_preset(name)
+        assert all(s % q == 0 for s, q in zip(p.size, p.config.patch)), name
+
+
+def test_save_and_load_round_trip(tmp_path):
+    from worldsim.errors import WeightsError
+    from worldsim.models.load import load_model, save_model
+
+    m = _model(action_dim=2, param_dim=1)
+    path = save_model(tmp_path / "m.safetensors", m, scene={"name": "bounce"}, loss={"context_sigma": 0.1})
+    net, meta = load_model(path)
+    assert net.cfg == m.cfg and meta["scene"]["name"] == "bounce"
+    x, s = torch.randn(1, 2, 3, 8, 8), torch.rand(1, 2)
+    c = Cond(actions=torch.randn(1, 2, 2), params=torch.randn(1, 1), text=["a"])
+    assert torch.equal(net(x, s, c), m(x, s, c))
+    other = save_model(tmp_path / "o.safetensors", m, state=m.state_dict() | {"extra": torch.zeros(1)})
+    with pytest.raises(WeightsError) as e:
+        load_model(other)
+    assert e.value.field == "tensors"

@@ -1,0 +1,11 @@
+"""Diffusion with a noise level per frame (EDM), around any network with the video DiT's signature:
+`EDMDenoiser(network)`, `loss(denoiser, x, cond)`, noise `plans.<mode>(...)`, and stateless samplers
+`sample_euler` / `sample_heun(denoiser, x, plan, cond, guidance=..., callback=...)`."""
+
+from worldsim.diffusion import plans
+from worldsim.diffusion.edm import EDMConfig, EDMDenoiser, karras_sigmas, preconditioning
+from worldsim.diffusion.loss import LossConfig, context_mask, fixed_grid_loss, loss
+from worldsim.diffusion.sampling import SAMPLERS, guided, sample_euler, sample_heun, tie_frames
+
+__all__ = ["EDMConfig", "EDMDenoiser", "LossConfig", "SAMPLERS", "context_mask", "fixed_grid_loss", "guided",
+           "karras_sigmas", "loss", "plans", "preconditioning", "sample_euler", "sample_heun", "tie_frames"]

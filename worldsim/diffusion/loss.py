@@ -1,0 +1,134 @@
+"""The training loss with an independent noise level per frame (Diffusion Forcing) and random conditioning
+patterns (Open-Sora 1.1): in a share of clips some frames are context, given almost clean (a small random noise
+level, as GameNGen found essential against drift in long rollouts) and left out of the loss. Every generation mode
+is then a noise plan over a model trained this way (`plans`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma
+from worldsim.errors import ConfigError
+
+PATTERNS = ("first", "first_k", "last_k", "first_last")  # besides "all noisy"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    edm: EDMConfig = field(default_factory=EDMConfig)
+    p_context: float = 0.5  # share of clips given a conditioning pattern (Open-Sora 1.1: about half)
+    patterns: tuple[str, ...] = PATTERNS
+    context_sigma: float = 0.1  # context frames get sigma ~ U(0, this): robust to imperfect generated context
+    p_bidirectional: float = 0.0  # share of steps run without the causal mask (passes causal=False to the net)
+
+    def __post_init__(self):
+        bad = [p for p in self.patterns if p not in PATTERNS]
+        if bad:
+            raise ConfigError(f"unknown pattern {bad[0]!r}; known: {PATTERNS}", source="LossConfig", field="patterns")
+        for name in ("p_context", "p_bidirectional"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"must be in [0, 1], got {getattr(self, name)}", source="LossConfig", field=name)
+
+
+def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, T) bool, True for context frames: per clip, with probability `p_context` one pattern drawn uniformly
+    (first frame; first k; last k; first and last; k uniform in [1, T-1]), else none (all frames noisy)."""
+    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    if frames < 2 or not cfg.patterns:
+        return mask
+    r = torch.rand(batch, generator=generator)
+    which = torch.randint(len(cfg.patterns), (batch,), generator=generator)
+    ks = torch.randint(1, frames, (batch,), generator=generator)
+    for b in range(batch):
+        if r[b] >= cfg.p_context:
+            continue
+        p, k = cfg.patterns[int(which[b])], int(ks[b])
+        if p == "first" or (p == "first_last" and frames < 3):
+            mask[b, 0] = True
+        elif p == "first_k":
+            mask[b, :k] = True
+        elif p == "last_k":
+            mask[b, frames - k:] = True
+        else:
+            mask[b, [0, frames - 1]] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The random part of one loss evaluation: per-frame noise levels and context mask (B, T), the noise
+    (B, T, C, H, W), and whether this step runs without the causal mask."""
+
+    sigma: torch.Tensor
+    noise: torch.Tensor
+    context: torch.Tensor
+    causal: bool = True
+
+    def rows(self, index) -> "Draw":
+        """The draw of clips `index` (e.g. one data-parallel rank's slice of the global batch)."""
+        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal)
+
+
+def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torch.Generator | None = None) -> Draw:
+    """Everything random in `loss` for clips of `shape` (B, T, C, H, W). Drawing it for the global batch and
+    slicing per rank makes N data-parallel processes see exactly the draws of one process with the whole batch."""
+    B, T = shape[:2]
+    context = context_mask(B, T, cfg, generator)
+    sigma = sample_sigma((B, T), cfg.edm, generator)                                          # (B, T)
+    ctx_sigma = torch.rand(B, T, generator=generator) * cfg.context_sigma
+    sigma = torch.where(context, ctx_sigma, sigma)
+    noise = torch.randn(shape, generator=generator)
+    causal = not (cfg.p_bidirectional > 0 and float(torch.rand((), generator=generator)) < cfg.p_bidirectional)
+    return Draw(sigma, noise, context, causal)
+
+
+def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),
+         generator: torch.Generator | None = None, sigma: torch.Tensor | None = None,
+         noise: torch.Tensor | None = None, context: torch.Tensor | None = None,
+         drawn: Draw | None = None) -> torch.Tensor:
+    """EDM loss of `denoiser` on clean clips x (B, T, C, H, W) in [-1, 1]; a scalar.
+
+    Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
+    by the number of frames (B T).
+    `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
+    not given is drawn from `generator`."""
+    dev = x.device
+    kwargs = {}
+    if drawn is None and (sigma is None or noise is None or context is None):
+        drawn = draw(tuple(x.shape), cfg, generator)
+    if drawn is not None:
+        sigma = drawn.sigma if sigma is None else sigma
+        noise = drawn.noise if noise is None else noise
+        context = drawn.context if context is None else context
+        if not drawn.causal:
+            kwargs["causal"] = False
+    sigma, noise, context = sigma.to(dev), noise.to(dev, x.dtype), context.to(dev)
+    xt = x + per_frame(sigma) * noise                                                      # (B, T, C, H, W)
+    denoised = denoiser(xt, sigma, cond, **kwargs)
+    per_frame_err = (denoised.float() - x.float()).pow(2).mean(dim=(2, 3, 4))             # (B, T)
+    target = (~context).float()
+    # A mean over clips of each clip's summed frame losses / T (context frames add 0): linear in the clips, so a
+    # batch split across data-parallel ranks averages to exactly the whole batch's loss.
+    return (loss_weight(sigma, cfg.edm) * per_frame_err * target).sum() / target.numel()
+
+
+def fixed_grid_loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, levels: int = 8, cfg: LossConfig = LossConfig(),
+                    seed: int = 0) -> torch.Tensor:
+    """The loss on a fixed grid of noise levels (all frames at each level in turn) with fixed noise: a number that
+    changes only when the denoiser does, for validation curves and overfitting checks."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(x.shape, generator=g).to(x.device)
+    none = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+    total = x.new_zeros(())
+    with torch.no_grad():
+        for s in _grid(levels, cfg.edm):
+            sigma = torch.full(x.shape[:2], float(s), device=x.device)
+            total = total + loss(denoiser, x, cond, cfg=cfg, sigma=sigma, noise=noise, context=none)
+    return total / levels
+
+
+def _grid(levels: int, cfg: EDMConfig) -> torch.Tensor:
+    lo, hi = cfg.p_mean - 2 * cfg.p_std, cfg.p_mean + 2 * cfg.p_std
+    return torch.linspace(lo, hi, levels).exp()

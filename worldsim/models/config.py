@@ -1,0 +1,69 @@
+"""Typed configuration of the video DiT and its text encoder (plain frozen dataclasses, YAML-friendly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worldsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The caption encoder: bytes -> a small transformer trained from scratch -> one pooled vector per caption."""
+
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_len: int = 128  # bytes; longer captions are cut (scene captions are one or two sentences)
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """A spacetime-patch video DiT. Sizes of conditions are 0 where the scene has none."""
+
+    channels: int = 3
+    patch: tuple[int, int, int] = (1, 4, 4)  # (pt, ph, pw)
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    attention: str = "full"  # "full" (all tokens at once, frame-causal by mask) or "factorised" (space, then time)
+    causal: bool = True  # frame t attends to frames <= t only (needed for cached autoregressive rollout)
+    action_dim: int = 0  # continuous action vector per frame
+    action_classes: int = 0  # discrete action index per frame
+    camera_classes: int = 0  # camera index per frame (cuts between named cameras)
+    camera_dim: int = 0  # camera vector per frame (e.g. flattened intrinsics + extrinsics)
+    param_dim: int = 0  # the scene's conditioned parameters (gravity, mass, ...) per clip
+    text: TextConfig | None = field(default_factory=TextConfig)
+    cond_dropout: float = 0.1  # in training, each condition group is replaced by its learned null with this chance
+    rope_base: float = 100.0  # RoPE wavelengths span 1..base token steps; grids here are at most ~100 per axis
+
+    def __post_init__(self):
+        if isinstance(self.patch, list):  # from YAML
+            object.__setattr__(self, "patch", tuple(self.patch))
+        if isinstance(self.text, dict):
+            object.__setattr__(self, "text", TextConfig(**self.text))
+        src = "DiTConfig"
+        if len(self.patch) != 3 or any(p < 1 for p in self.patch):
+            raise ConfigError(f"patch must be three positive ints, got {self.patch}", source=src, field="patch")
+        if self.attention not in ("factorised", "full"):
+            raise ConfigError(f"expected factorised or full, got {self.attention!r}", source=src, field="attention")
+        if self.width % self.heads or (self.width // self.heads) % 2:
+            raise ConfigError(f"width {self.width} must split into {self.heads} heads of even size",
+                              source=src, field="heads")
+        for name in ("channels", "width", "depth", "heads"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source=src, field=name)
+        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must be >= 0, got {getattr(self, name)}", source=src, field=name)
+        if not 0.0 <= self.cond_dropout < 1.0:
+            raise ConfigError(f"must be in [0, 1), got {self.cond_dropout}", source=src, field="cond_dropout")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch[0] * self.patch[1] * self.patch[2]
