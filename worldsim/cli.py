@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 import traceback
 
-from worldsim.errors import WorldsimError
+from worldsim.errors import ConfigError, WorldsimError
 
 # name -> (module, one-line help). Each module has `add_arguments(parser)` and `main(args) -> int | None`.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,9 +30,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PASSTHROUGH = {"fit"}  # commands whose arguments go untouched to their own parser
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is a `ConfigError` naming it (one line, like every other input error) instead
+    of argparse's usage block; `--help` is unchanged."""
+
+    def error(self, message: str):
+        m = re.match(r"argument ([^:]+): (.*)", message, re.S)
+        if m:
+            field, message = m.group(1).split("/")[-1], m.group(2)
+        else:
+            m = re.search(r"(?:required|unrecognized arguments): (\S+)", message)
+            field = m.group(1).rstrip(",") if m else "arguments"
+        raise ConfigError(f"{' '.join(message.split())} (see `{self.prog} --help`)", source="command line",
+                          field=field)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only `command`'s module is imported (each imports torch, MuJoCo, ... : seconds apiece)."""
-    parser = argparse.ArgumentParser(prog="worldsim", description="worldsim: a video diffusion transformer as a learned "
+    parser = Parser(prog="worldsim", description="worldsim: a video diffusion transformer as a learned "
                                      "physics simulator, checked against MuJoCo.")
     parser.add_argument("--debug", action="store_true", help="print full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -34,7 +34,7 @@ def run(scene: str = DEFAULT_SCENE, frames: int = 100, resolution: int = 64, see
     if frames <= 0:
         raise ConfigError(f"must be positive, got {frames}", field="--frames")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"folder {out} is not empty; pass --overwrite or choose another --out", field="--out")
+        raise ConfigError("folder is not empty; pass --overwrite or choose another --out", source=out, field="--out")
     spec = get_scene(scene).spec
     views = []
     for camera in spec.cameras[:2]:

@@ -22,6 +22,18 @@ class WorldsimError(Exception):
         return f"{where}: {self.message}" if where else self.message
 
 
+def text_position(error: BaseException) -> str:
+    """`line N` of a parse error: from a YAML error's marks (the context's line, where the bad construct starts,
+    else the problem's), or from a parser's message (MuJoCo says `line 27` or `Line number=27`); else `line ?`."""
+    import re
+
+    mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
+    if getattr(mark, "line", None) is not None:
+        return f"line {mark.line + 1}"
+    m = re.search(r"line(?: number)?\s*=?\s*(\d+)", str(error), re.I)
+    return f"line {m.group(1)}" if m else "line ?"
+
+
 class SceneError(WorldsimError):
     """A scene's MJCF or spec is malformed, or a scene name is unknown."""
 

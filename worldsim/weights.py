@@ -65,12 +65,13 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """The metadata of a weights file, without reading its tensors (checks the format and version)."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError("weights file not found", source=path)
+        raise WeightsError("weights file not found", source=path, field="path")
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"not a readable safetensors file (truncated or corrupt?): {e}", source=path) from None
+        raise WeightsError(f"not a readable safetensors file (truncated or corrupt?): {e}", source=path,
+                           field="header") from None
     if header.get("format") != FORMAT:
         raise WeightsError(f"not a worldsim weights file (format {header.get('format')!r})", source=path, field="format")
     if header.get("format_version") != str(FORMAT_VERSION):
@@ -91,7 +92,7 @@ def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[
         with safe_open(str(path), framework="pt") as f:
             expected = (f.metadata() or {}).get("sha256")
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"cannot read tensors (truncated or corrupt?): {e}", source=path) from None
+        raise WeightsError(f"cannot read tensors (truncated or corrupt?): {e}", source=path, field="tensors") from None
     if tensor_digest(tensors) != expected:
         raise WeightsError("tensor contents do not match the stored SHA-256: the file was changed after export",
                            source=path, field="sha256")

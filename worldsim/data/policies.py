@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worldsim.errors import ConfigError
+from worldsim.errors import ActionError, ConfigError
 
 Act = Callable[[int, dict], np.ndarray]
 
@@ -145,7 +145,26 @@ class UserCallable:
 
     def episode(self, rng, space, scene) -> Act:
         fn = self.resolve()
-        return lambda t, state: _clip(fn(t, state, rng, space), space)
+        who = self.function or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', fn)}"
+        return lambda t, state: _checked(fn(t, state, rng, space), space, who, t)
+
+
+def _checked(action, space, who: str, t: int) -> np.ndarray:
+    """A user's action, refused (not clipped) when it is not numeric, of another shape, non-finite or outside the
+    box, naming the function: out-of-range actions are errors so a policy bug is loud (docs/decisions.md)."""
+    try:
+        a = np.asarray(action, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ActionError(f"frame {t}: action must be numeric, got {type(action).__name__}", source=who,
+                          field="action") from None
+    if a.shape != space.shape:
+        raise ActionError(f"frame {t}: expected shape {space.shape}, got {a.shape}", source=who, field="action")
+    if not np.all(np.isfinite(a)):
+        raise ActionError(f"frame {t}: action has NaN or inf: {a.tolist()}", source=who, field="action")
+    if np.any(a < space.low - 1e-6) or np.any(a > space.high + 1e-6):
+        raise ActionError(f"frame {t}: action {a.tolist()} outside bounds "
+                          f"[{space.low.tolist()}, {space.high.tolist()}]", source=who, field="action")
+    return a
 
 
 POLICIES: dict[str, type] = {"zero": Zero, "uniform": Uniform, "smooth": Smooth, "scripted": Scripted,

@@ -29,7 +29,7 @@ from worldsim.data.schema import ARRAY_SPECS, SCHEMA_NAME, SCHEMA_VERSION
 from worldsim.data.source import Source, params_json
 from worldsim.data.store import chunk_frames, is_url, prepare, slot_frames
 from worldsim.data.writer import BackgroundWriter, EpisodeWriter
-from worldsim.errors import ConfigError
+from worldsim.errors import ConfigError, WorldsimError, text_position
 
 
 @dataclass
@@ -96,7 +96,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RecordConfig
     except OSError as e:
         raise ConfigError(f"cannot read: {e.strerror}", source=path) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"not valid YAML: {e}", source=path) from None
+        raise ConfigError(f"not valid YAML: {' '.join(str(e).split())}", source=path,
+                          field=text_position(e)) from None
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping of record settings", source=path)
     known = {f.name for f in fields(RecordConfig)}
@@ -265,6 +266,8 @@ def record(cfg: RecordConfig, policy=None) -> RecordResult:
             for i in todo:
                 claims.take(f"{cfg.split}.{i:09d}", f"episode {i} of split {cfg.split!r}")
             todo = sorted(set(todo) & set(writer.uncommitted(wanted)))  # a writer may have finished meanwhile
+            if not is_url(path):  # ours now: remove what a killed writer of these episodes left half-renamed
+                writer.remove_partials(todo)
             t0 = time.perf_counter()
             frames, startup, cpu = _run(cfg, policy, recorder, todo, claims)
             seconds = time.perf_counter() - t0
@@ -382,8 +385,15 @@ def config_from_args(args: argparse.Namespace) -> RecordConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    result = record(cfg)
+    try:
+        result = record(config_from_args(args))
+    except WorldsimError as e:
+        # An error about a setting names where that setting was given: the config file or the command line.
+        if e.source is None:
+            key = (e.field or "").lstrip("-").split(".")[0].split("[")[0].replace("-", "_")
+            on_command_line = key in vars(args) or not args.config
+            e.source = "command line" if on_command_line else str(args.config)
+        raise
     print(f"{result.store} [{result.split}]: recorded {result.recorded} episodes ({result.frames} frames, "
           f"{result.fps:.0f} frames/s), {result.skipped} already committed")
     return 0

@@ -82,12 +82,12 @@ def _dims(attrs: dict) -> dict[str, int]:
 def _check_format(path: Path) -> None:
     """Refuse what is not a zarr v3 group before zarr guesses (a v2 store would open in v2 mode)."""
     if not path.exists():
-        raise StoreError("no store here", source=path)
+        raise StoreError("no store here", source=path, field="store")
     if (path / ".zgroup").exists() or (path / ".zarray").exists():
         raise StoreError("this is a zarr v2 store; worldsim stores are zarr v3 (schema "
                          f"{SCHEMA_NAME} v{SCHEMA_VERSION}, docs/data.md)", source=path, field="zarr_format")
     if not (path / "zarr.json").exists():
-        raise StoreError("not a zarr v3 store (no zarr.json)", source=path)
+        raise StoreError("not a zarr v3 store (no zarr.json)", source=path, field="zarr.json")
 
 
 def _check_root(path, attrs: dict) -> None:
@@ -220,7 +220,7 @@ def _check_writable(path: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise StoreError(f"cannot write here: {e.strerror or e}", source=path) from None
+        raise StoreError(f"cannot write here: {e.strerror or e}", source=path, field="store") from None
 
 
 def prepare(path: str | Path, root_attrs: dict, split: str, split_attrs: dict, capacity: int, claims) -> None:

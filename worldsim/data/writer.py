@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,14 @@ from zarr.core.sync import sync  # runs a coroutine on zarr's own event loop (wh
 
 from worldsim.data.schema import ARRAY_SPECS
 from worldsim.data.store import open_group
+from worldsim.errors import StoreError
 
 
 class EpisodeWriter:
     """Writes whole episodes into their slots of one split: time chunks as they fill, the commit mark last."""
 
     def __init__(self, path: str | Path, split: str):  # a local folder or an fsspec URL
+        self.path, self.split = path, split
         self.root = open_group(path, mode="r+")
         self.attrs = dict(self.root.attrs)
         self.group = self.root[split]
@@ -33,6 +36,21 @@ class EpisodeWriter:
         self.state_names = [n for n in self.frame_names if n != "frames"]
         self.slot = self.attrs["slot_frames"]
         self.chunk = self.arrays["frames"].chunks[0]
+
+    def remove_partials(self, indices: list[int]) -> int:
+        """Delete zarr's temporary chunk files (`<chunk>.<uuid>.partial`) of episodes `indices`: a writer killed
+        between writing one and renaming it leaves it behind. Only for episodes the caller has claimed (no live
+        writer is using them); local stores only. Returns how many were removed."""
+        wanted, removed = set(indices), 0
+        for name, arr in self.arrays.items():
+            folder = Path(self.path) / self.split / name / "c"
+            rows = arr.chunks[0] if ARRAY_SPECS[name].per == "frame" else self.slot  # slot rows per chunk
+            for p in folder.rglob("*.partial") if folder.is_dir() else ():
+                first = p.relative_to(folder).parts[0].split(".")[0]  # the chunk's index along the first axis
+                if first.isdigit() and int(first) * rows // self.slot in wanted:
+                    p.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def uncommitted(self, indices: range) -> list[int]:
         """The episodes of a range without a commit mark (one read of the range, not one per episode)."""
@@ -48,10 +66,24 @@ class EpisodeWriter:
 
         sync(write_all())
 
+    @contextmanager
+    def _io(self, index: int, array: str):
+        """A failed write (disk full, read-only or vanished folder) as a StoreError naming the array; the episode
+        stays uncommitted (its mark is written last), so the store stays readable and a rerun records it."""
+        try:
+            yield
+        except OSError as e:
+            where = str(e.filename or "")
+            part = where.split(f"/{self.split}/", 1)[1].split("/")[0] if f"/{self.split}/" in where else array
+            raise StoreError(f"cannot write episode {index}: {e.strerror or e}; the episode stays uncommitted, the "
+                             "committed ones are intact, and running the same command again records the rest",
+                             source=self.path, field=f"{self.split}/{part}") from None
+
     def write_frames(self, index: int, row: int, frames: np.ndarray) -> None:
         """Write whole time chunks of frames (n, H, W, 3) at frame `row` of episode `index`'s slot."""
         start = index * self.slot + row
-        self.arrays["frames"][start:start + len(frames)] = frames
+        with self._io(index, "frames"):
+            self.arrays["frames"][start:start + len(frames)] = frames
 
     def commit(self, index: int, states: dict[str, np.ndarray], length: int, env_seed: int, params: str,
                caption: str, caption_events: str) -> None:
@@ -59,15 +91,16 @@ class EpisodeWriter:
         commit mark (last: a reader that sees it sees a complete episode). Its frames must be written already."""
         one = slice(index, index + 1)
         rows = slice(index * self.slot, (index + 1) * self.slot)
-        self._write({**{n: (rows, states[n]) for n in self.state_names},
-                     "episode_start": (one, np.array([index * self.slot], np.int64)),
-                     "episode_length": (one, np.array([length], np.int32)),
-                     "episode_index": (one, np.array([index], np.int64)),
-                     "env_seed": (one, np.array([env_seed], np.uint64)),
-                     "params": (one, np.array([params], dtype=object)),
-                     "caption": (one, np.array([caption], dtype=object)),
-                     "caption_events": (one, np.array([caption_events], dtype=object))})
-        self.arrays["committed"][index] = 1  # only after every write above has completed
+        with self._io(index, "committed"):
+            self._write({**{n: (rows, states[n]) for n in self.state_names},
+                         "episode_start": (one, np.array([index * self.slot], np.int64)),
+                         "episode_length": (one, np.array([length], np.int32)),
+                         "episode_index": (one, np.array([index], np.int64)),
+                         "env_seed": (one, np.array([env_seed], np.uint64)),
+                         "params": (one, np.array([params], dtype=object)),
+                         "caption": (one, np.array([caption], dtype=object)),
+                         "caption_events": (one, np.array([caption_events], dtype=object))})
+            self.arrays["committed"][index] = 1  # only after every write above has completed
 
 
 class BackgroundWriter:

@@ -32,6 +32,7 @@ from worldsim.eval.stats import N_RESAMPLES, bootstrap, bootstrap_mean, nanmean
 
 VARIANCE_SEED_OFFSET = 10_000  # the physical-variance take uses another perturbation draw than the baseline
 VIDEO_EPISODES = 4
+PROBES = ("consistency",)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class EvalConfig:
     videos: int = VIDEO_EPISODES
     baselines: tuple[str, ...] = PR.BASELINES
     bootstrap: int = N_RESAMPLES
+    probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py)
+    adherence: int = 0  # text->video prompts scored for adherence (adherence.py; models with generate(mode="t2v"))
+    holdout: str | None = None  # held-out quantity (worldsim.data.splits) for distribution "heldout"
 
 
 @dataclass
@@ -137,6 +141,19 @@ def _validate(cfg: EvalConfig) -> None:
     if cfg.start + cfg.context + cfg.horizon > spec.max_frames:
         raise ConfigError(f"--start {cfg.start} + --context {cfg.context} + --horizon {cfg.horizon} frames is longer "
                           f"than the episodes of {cfg.scene} ({spec.max_frames} frames)", field="--horizon")
+    bad = [p for p in cfg.probes if p not in PROBES]
+    if bad:
+        raise ConfigError(f"unknown probe family {bad[0]!r}; known: {', '.join(PROBES)}", field="--probes")
+    if "consistency" in cfg.probes:
+        from worldsim.eval.consistency import CUT_STEPS, applicable
+
+        if not applicable(cfg.scene):
+            raise ConfigError(f"no consistency probe applies to {cfg.scene!r}", field="--probes")
+        if "cuts" in applicable(cfg.scene) and cfg.horizon <= CUT_STEPS[1]:
+            raise ConfigError(f"the cut probe needs a horizon above {CUT_STEPS[1]}, got {cfg.horizon}",
+                              field="--horizon")
+    if cfg.adherence < 0:
+        raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
     unknown = [b for b in cfg.baselines if b not in PR.BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline {unknown[0]!r}; known: {', '.join(PR.BASELINES)}", field="baselines")
@@ -198,7 +215,7 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
     else:
         episodes = fresh_episodes(cfg.scene, cfg.episodes, cfg.context + cfg.horizon, distribution=cfg.distribution,
                                   seed=cfg.seed, resolution=cfg.resolution, camera=cfg.camera, start=cfg.start,
-                                  policy=cfg.policy, progress=progress)
+                                  policy=cfg.policy, holdout=cfg.holdout, progress=progress)
     run = {predictor.name: predictor}
     for name in cfg.baselines:
         run.setdefault(name, PR.baseline(name, cfg.scene))
@@ -244,6 +261,19 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
     }
     if cfg.voe:
         figures["voe"] = _voe(cfg, predictor, progress)
+    if "consistency" in cfg.probes:
+        from worldsim.eval import consistency
+
+        figures["consistency"] = consistency.run(
+            cfg.scene, run, n=cfg.episodes, context=cfg.context, horizon=cfg.horizon, seed=cfg.seed,
+            resolution=cfg.resolution, distribution=cfg.distribution, batch_size=cfg.batch_size,
+            n_resamples=cfg.bootstrap)
+        figures["thresholds"]["consistency"] = consistency.THRESHOLDS
+    if cfg.adherence:
+        from worldsim.eval import adherence
+
+        figures["adherence"] = adherence.run(cfg.scene, predictor, n=cfg.adherence, seed=cfg.seed,
+                                             resolution=cfg.resolution, n_resamples=cfg.bootstrap)
     return Evaluation(cfg, figures, episodes, rollouts, predictor.name)
 
 
@@ -267,7 +297,7 @@ def write(evaluation: Evaluation, out: Path, *, overwrite: bool = False) -> tupl
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(f"folder {out} is not empty; pass --overwrite or choose another --out", field="--out")
+        raise ConfigError("folder is not empty; pass --overwrite or choose another --out", source=out, field="--out")
     out.mkdir(parents=True, exist_ok=True)
     js = out / "metrics.json"
     js.write_text(json.dumps(evaluation.figures, indent=1, allow_nan=False))
@@ -295,8 +325,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", default=d.policy, choices=["random", "scripted"],
                    help="actions of actuated scenes: random (held 5 frames) or the scene's scripted expert (default: %(default)s)")
     p.add_argument("--distribution", default=d.distribution,
-                   help="id, ood or ood:NAME, or several separated by commas for a generalisation table "
+                   help="id, ood, ood:NAME or heldout (worldsim.data.splits' held-out combinations), or several separated by commas for a generalisation table "
                         "(one sub-folder each; default: %(default)s)")
+    p.add_argument("--probes", default="", help="extra probe families, comma-separated: consistency (camera cuts, "
+                   "orbit 3D consistency, push persistence; docs/metrics.md)")
+    p.add_argument("--adherence", type=int, default=0,
+                   help="text->video prompts scored for prompt adherence (the model needs generate(mode='t2v'))")
+    p.add_argument("--holdout", default=None,
+                   help="held-out quantity for --distribution heldout (default: radius); with it, id draws the kept halves")
     p.add_argument("--resolution", type=int, default=d.resolution, help="frame size in px (default: %(default)s)")
     p.add_argument("--camera", default=None, help="camera (default: the scene's first)")
     p.add_argument("--seed", type=int, default=d.seed, help="episode and bootstrap seed (default: %(default)s)")
@@ -307,11 +343,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from worldsim.eval.tables import generalisation_markdown
+    from worldsim.eval.tables import generalisation_all_markdown, generalisation_markdown
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ConfigError(f"folder {out} is not empty; pass --overwrite or choose another --out", field="--out")
+        raise ConfigError("folder is not empty; pass --overwrite or choose another --out", source=out, field="--out")
     scene = args.scene
     if scene is None:
         scene = EvalConfig.scene
@@ -322,12 +358,18 @@ def main(args: argparse.Namespace) -> int:
     dists = [d.strip() for d in args.distribution.split(",") if d.strip()]
     if not dists:
         raise ConfigError("expected id, ood, ood:NAME or a comma-separated list of them", field="--distribution")
+    holdout = args.holdout
+    if holdout is None and any(d == "heldout" for d in dists):
+        from worldsim.eval.paired import HOLDOUT_QUANTITY
+
+        holdout = HOLDOUT_QUANTITY
     written = []
     for dist in dists:
         cfg = EvalConfig(scene=scene, model=args.model, store=args.store, split=args.split, episodes=args.episodes, context=args.context,
                          horizon=args.horizon, start=args.start, policy=args.policy, distribution=dist,
                          resolution=args.resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
-                         videos=args.videos, voe=args.voe)
+                         videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
+                         probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)
         written.append(js)
@@ -342,7 +384,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"wrote {js.resolve()}\nwrote {html.resolve()}")
     if len(dists) > 1:
         table = out / "generalisation.md"
-        table.write_text(f"# {scene}: generalisation (Kang et al.)\n\n{generalisation_markdown(written)}\n")
+        table.write_text(f"# {scene}: generalisation (Kang et al.)\n\n{generalisation_markdown(written)}\n\n"
+                         f"## Every metric\n\n{generalisation_all_markdown(written)}\n")
         print(table.read_text())
         print(f"wrote {table.resolve()}")
     return 0

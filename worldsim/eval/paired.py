@@ -29,8 +29,10 @@ from tqdm.auto import tqdm
 
 from worldsim.errors import ConfigError, StoreError
 from worldsim.eval.predictor import Conditioning, Predictor, SimState
+from worldsim.sim.registry import get_scene
 
 ACTION_HOLD = 5  # frames each random action is held in fresh actuated episodes
+HOLDOUT_QUANTITY = "radius"  # `heldout` without a named quantity: worldsim.data.splits' rule on object radii
 POLICIES = ("random", "scripted")
 
 
@@ -58,6 +60,7 @@ class Episodes:
     events: list[list[dict]] = field(default_factory=list)  # per episode, MuJoCo's events (sim/events.py), all frames
     masses: np.ndarray | None = None  # (B, K) kg, each object's body mass in the episode
     gravity: np.ndarray | None = None  # (B, 3) m/s^2
+    frame_cameras: tuple[str, ...] | None = None  # multi-shot: every frame's camera, shared by the batch (else None)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -76,7 +79,8 @@ class Episodes:
                         params=[self.params[i] for i in sel],
                         events=[self.events[i] for i in sel] if self.events else [],
                         masses=None if self.masses is None else self.masses[sel],
-                        gravity=None if self.gravity is None else self.gravity[sel], **arrays)
+                        gravity=None if self.gravity is None else self.gravity[sel],
+                        frame_cameras=self.frame_cameras, **arrays)
 
 
 def episode_seed(scene: str, distribution: str, seed: int, index: int) -> np.random.SeedSequence:
@@ -85,17 +89,29 @@ def episode_seed(scene: str, distribution: str, seed: int, index: int) -> np.ran
 
 def fresh_episodes(scene: str, n: int, length: int, *, distribution: str = "id", seed: int = 0,
                    resolution: int | tuple[int, int] = 32, camera: str | None = None, start: int = 0,
-                   policy: str = "random", progress: bool = False) -> Episodes:
+                   policy: str = "random", shots: list | None = None, holdout: str | None = None,
+                   progress: bool = False) -> Episodes:
     """Roll out `n` fresh MuJoCo episodes and keep frames `start .. start + length - 1` of each (frame 0 of the
     result is episode frame `start`; event frames are shifted likewise). `start` > 0 places the rollout later in
-    the episode, e.g. over the occlusion in `occlusion`."""
+    the episode, e.g. over the occlusion in `occlusion`.
+
+    `shots`: a multi-shot schedule `[[frame, camera], ...]` in episode frames, the same for every episode (the
+    env's reset option; `Episodes.frame_cameras` then names every kept frame's camera). `holdout`: a per-object
+    quantity of `worldsim.data.splits`' held-out-combination rule; with it, `distribution="heldout"` draws every
+    object from its held-out half and `id` from the kept halves (what a store recorded with `--holdout` trains on)."""
     from worldsim.sim.scene_env import SceneEnv
 
     if n <= 0:
         raise ConfigError(f"the test split is empty: need at least one episode, got {n}", field="episodes")
     if start < 0:
         raise ConfigError(f"must be >= 0, got {start}", field="start")
-    env = SceneEnv(scene, resolution=resolution, camera=camera, distribution=distribution)
+    from worldsim.data import splits
+
+    rule = splits.check_holdout(get_scene(scene), holdout) if holdout or distribution == "heldout" else None
+    if distribution == "heldout" and rule is None:
+        rule = splits.check_holdout(get_scene(scene), HOLDOUT_QUANTITY)
+    env = SceneEnv(scene, resolution=resolution, camera=camera,
+                   distribution="id" if distribution == "heldout" else distribution)
     max_frames = env.scene.spec.max_frames
     if start + length > max_frames:
         raise ConfigError(f"start {start} + context + horizon = {start + length} frames is longer than {scene}'s "
@@ -117,7 +133,13 @@ def fresh_episodes(scene: str, n: int, length: int, *, distribution: str = "id",
             ss = episode_seed(scene, distribution, seed, i)
             env_seed = int(ss.generate_state(1)[0])
             rng = np.random.default_rng(ss.spawn(1)[0])
-            obs, info = env.reset(seed=env_seed)
+            options = {} if shots is None else {"shots": shots}
+            if rule is not None:
+                prng = np.random.default_rng([seed, zlib.crc32(f"eval/{scene}/{distribution}/params".encode()), i])
+                params = splits.draw_params(env.scene, prng, distribution, rule, {})
+                if params is not None:
+                    options["params"] = params
+            obs, info = env.reset(seed=env_seed, options=options)
             n_hold = -(-(length - 1) // ACTION_HOLD)
             draws = rng.uniform(space.low, space.high, size=(n_hold, *space.shape)).astype(np.float32)
             actions = np.repeat(draws, ACTION_HOLD, axis=0)[: length - 1]
@@ -150,7 +172,35 @@ def fresh_episodes(scene: str, n: int, length: int, *, distribution: str = "id",
     for k in ("frames", "object_pos", "object_vel", "centroid", "visible", "intrinsics", "extrinsics", "state"):
         arrays[k] = arrays[k][:, keep:]
     arrays["actions"] = arrays["actions"][:, keep:]
-    return Episodes(scene, distribution, cam, fps, frame_skip, params=params, events=events, **arrays)
+    frame_cameras = None
+    if shots is not None:
+        from worldsim.sim.shots import camera_at, schedule
+
+        plan = schedule(shots, env.scene.spec.cameras, cam, max_frames, np.random.default_rng(0))
+        frame_cameras = tuple(camera_at(plan, f) for f in range(keep, length))
+    return Episodes(scene, distribution, cam, fps, frame_skip, params=params, events=events,
+                    frame_cameras=frame_cameras, **arrays)
+
+
+def windows(episodes: Episodes, starts, length: int) -> Episodes:
+    """Per-episode windows: frames `starts[i] .. starts[i] + length - 1` of episode i (events shifted), e.g. to
+    place each `push` episode's rollout around the end of its push. Single-camera episodes only."""
+    starts = np.asarray(starts, int)
+    if episodes.frame_cameras is not None:
+        raise ConfigError("per-episode windows of multi-shot episodes are not supported", field="starts")
+    if (starts < 0).any() or (starts + length > episodes.length).any():
+        raise ConfigError(f"windows of {length} frames from {starts.tolist()} leave the episodes "
+                          f"({episodes.length} frames)", field="starts")
+    idx = starts[:, None] + np.arange(length)[None]
+    rows = np.arange(len(episodes))[:, None]
+    arrays = {f: getattr(episodes, f)[rows, idx] for f in ("frames", "object_pos", "object_vel", "centroid",
+                                                         "visible", "intrinsics", "extrinsics", "state")}
+    arrays["actions"] = episodes.actions[rows, idx[:, :-1]]
+    events = [[{**e, "frame": e["frame"] - s} for e in evs if s <= e["frame"] < s + length]
+              for evs, s in zip(episodes.events, starts)]
+    return Episodes(episodes.scene, episodes.distribution, episodes.camera, episodes.fps, episodes.frame_skip,
+                    seeds=episodes.seeds, active=episodes.active, params=episodes.params, events=events,
+                    masses=episodes.masses, gravity=episodes.gravity, **arrays)
 
 
 def store_episodes(path, length: int, *, split: str = "test", n: int | None = None, start: int = 0,
@@ -256,7 +306,7 @@ def conditioning(episodes: Episodes) -> Conditioning:
 
     names = get_scene(episodes.scene).spec.conditioned
     return Conditioning(episodes.scene, episodes.fps, episodes.camera,
-                        tuple({n: p[n] for n in names} for p in episodes.params))
+                        tuple({n: p[n] for n in names} for p in episodes.params), cameras=episodes.frame_cameras)
 
 
 def rollout(predictor: Predictor, episodes: Episodes, context: int, horizon: int, *, seed: int = 0,

@@ -52,6 +52,7 @@ class Conditioning:
     fps: float
     camera: str
     params: tuple[dict, ...] = ()  # per episode: {name: value} of the spec's conditioned quantities only
+    cameras: tuple[str, ...] | None = None  # multi-shot: the camera of each of the k + H frames (shared by the batch)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,12 @@ class PerturbedMuJoCo(_Baseline):
         out = np.empty((b, horizon, *context.shape[2:]), np.uint8)
         try:
             for i in range(b):
-                env.reset(seed=0, options={"params": state.params[i]})
+                options = {"params": state.params[i]}
+                if conditioning is not None and conditioning.cameras is not None:
+                    # frame 0 of the env is the last context frame: cut where the episode cuts
+                    cams = list(conditioning.cameras[k - 1:])
+                    options["shots"] = [[0, cams[0]]] + [[t, c] for t, c in enumerate(cams) if t and c != cams[t - 1]]
+                env.reset(seed=0, options=options)
                 mujoco.mj_setState(env.model, env.data, state.state[i], mujoco.mjtState.mjSTATE_INTEGRATION)
                 rng = np.random.default_rng([seed, i])
                 for ids, active in zip(env.scene.objects, env.scene.active(state.params[i])):

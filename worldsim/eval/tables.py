@@ -115,5 +115,66 @@ def generalisation_markdown(paths: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
+GENERALISATION_ROWS = [(label, where, key) for label, where, key in COLUMNS] + [
+    ("position err. vs state (px)", "summary", "position_px_vs_state"),
+    ("velocity err. (m/s)", "summary", "velocity_mps_vs_state"),
+    ("lost objects (fraction)", "summary", "missing"),
+]
+
+
+def _get(scores: dict, where: str, key: str) -> dict | None:
+    if where == "last_step":
+        return _last(scores["per_step"][key]) if key in scores["per_step"] else None
+    return scores.get(where, {}).get(key)
+
+
+def generalisation_all_markdown(paths: list[str | Path]) -> str:
+    """Every headline metric per distribution for every predictor, with each distribution's ratio to the first
+    (issue 8: "in-distribution vs out-of-distribution vs held-out combinations for every metric")."""
+    figs = [json.loads(Path(p).read_text()) for p in paths]
+    dists = [f["config"]["distribution"] for f in figs]
+    head = ["predictor", "metric", *dists, *[f"{d} ÷ {dists[0]}" for d in dists[1:]]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in figs[0]["scores"]:
+        for label, where, key in GENERALISATION_ROWS:
+            ests = [_get(f["scores"][name], where, key) for f in figs]
+            if all(e is None for e in ests):
+                continue
+            base = ests[0]["value"] if ests[0] else None
+            ratios = [f"{e['value'] / base:.2f}" if base and e and e["value"] is not None else "–" for e in ests[1:]]
+            lines.append("| " + " | ".join([name, label, *[_cell(e) for e in ests], *ratios]) + " |")
+        for probe, d in figs[0].get("consistency", {}).items():
+            key = next(k for k in d["scores"][name] if k.endswith("pass_rate")) if name in d["scores"] else None
+            if key is None:
+                continue
+            ests = [f.get("consistency", {}).get(probe, {}).get("scores", {}).get(name, {}).get(key) for f in figs]
+            base = ests[0]["value"] if ests[0] else None
+            ratios = [f"{e['value'] / base:.2f}" if base and e and e["value"] is not None else "–" for e in ests[1:]]
+            lines.append("| " + " | ".join([name, key.replace("_", " "), *[_cell(e) for e in ests], *ratios]) + " |")
+    return "\n".join(lines)
+
+
+CONSISTENCY_FIGURES = [("pass rate", "pass_rate"), ("error (px)", "error_px"), ("drift (px)", "drift_px"),
+                       ("lost", "missing")]
+
+
+def consistency_markdown(paths: list[str | Path]) -> str:
+    """One row per (scene, probe, predictor) of the consistency probes: pass rate, error and lost fraction."""
+    head = ["scene", "probe", "predictor", "pass rate", "error (px)", "lost", "episodes checked"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in paths:
+        fig = json.loads(Path(p).read_text())
+        for probe, d in fig.get("consistency", {}).items():
+            for name, v in d["scores"].items():
+                rate = next((v[k] for k in v if k.endswith("pass_rate")), None)
+                err = next((v[k] for k in v if (k.endswith("error_px") or k.endswith("drift_px"))), None)
+                lost = next((v[k] for k in v if k.endswith("missing")), None)
+                lines.append("| " + " | ".join([_scene(fig["config"]), probe, name, _cell(rate), _cell(err),
+                                                _cell(lost), f"{d['checked']} / {d['episodes']}"]) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(markdown(sys.argv[1:]) + "\n\n" + probes_markdown(sys.argv[1:]))
+    if any("consistency" in json.loads(Path(p).read_text()) for p in sys.argv[1:]):
+        print("\n" + consistency_markdown(sys.argv[1:]))

@@ -72,7 +72,7 @@ class WorldModelPredictor:
                 "rollout": asdict(self.config or RolloutConfig())}
 
     def predict(self, context, actions, horizon, *, conditioning, seed, state=None):
-        from worldsim.rollout.autoregressive import RolloutConfig, rollout
+        from worldsim.rollout.autoregressive import Rollout, RolloutConfig, rollout
 
         b, k = context.shape[:2]
         a = np.asarray(actions, np.float32)
@@ -81,8 +81,15 @@ class WorldModelPredictor:
         new_actions = a[:, k - 1:k - 1 + horizon] if use_actions else None
         params = list(conditioning.params) if conditioning is not None and conditioning.params else None
         camera = conditioning.camera if conditioning is not None else None
-        return rollout(self.model, context, new_actions, horizon, config=self.config or RolloutConfig(), seed=seed,
-                       context_actions=ctx_actions, cameras=camera, params=params)
+        cams = getattr(conditioning, "cameras", None)
+        if cams is None:
+            return rollout(self.model, context, new_actions, horizon, config=self.config or RolloutConfig(), seed=seed,
+                           context_actions=ctx_actions, cameras=camera, params=params)
+        # multi-shot: the context frames' cameras, then a per-step camera (`Rollout.step(camera=)`) at every cut
+        r = Rollout(self.model, context, actions=ctx_actions, cameras=list(cams[:k]), params=params,
+                    config=self.config or RolloutConfig(), seed=seed)
+        return np.stack([r.step(None if new_actions is None else new_actions[:, t], camera=cams[k + t])
+                         for t in range(horizon)], 1)
 
     @torch.no_grad()
     def denoising_loss(self, x: torch.Tensor, noise: torch.Tensor, level: torch.Tensor, conditioning) -> torch.Tensor:

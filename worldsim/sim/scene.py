@@ -11,7 +11,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from worldsim.errors import SceneError
+from worldsim.errors import SceneError, text_position
 from worldsim.sim.spec import MIN_COLOUR_DISTANCE, MOTION_PLANES, SceneSpec, colour_distance, load_spec
 
 BACKGROUND_RGB = (0, 0, 0)  # MuJoCo's empty background without a skybox
@@ -41,7 +41,8 @@ def _compile(spec: SceneSpec) -> mujoco.MjModel:
     try:
         model = mujoco.MjModel.from_xml_path(str(spec.mjcf))
     except (ValueError, Exception) as e:  # mujoco raises ValueError with the parser's line and column
-        raise SceneError(f"MJCF does not compile: {str(e).strip()}", source=spec.mjcf) from None
+        raise SceneError(f"MJCF does not compile: {' '.join(str(e).split())}", source=spec.mjcf,
+                         field=text_position(e)) from None
     # Shadows cost ~40x on a software renderer and add nothing a model needs: switch them off before any render.
     model.light_castshadow[:] = 0
     model.vis.quality.offsamples = 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from worldsim.errors import SceneError
+from worldsim.errors import SceneError, text_position
 
 # Quantities a scene can randomise, and what each means (units in docs/scenes.md).
 OBSERVABLE_KINDS = {"count", "radius", "x", "y", "z", "speed", "angle", "goal_x", "goal_y", "occluder_width"}
@@ -192,7 +192,8 @@ def load_spec(path: str | Path) -> SceneSpec:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise SceneError(f"not valid YAML: {e}", source=path) from None
+        raise SceneError(f"not valid YAML: {' '.join(str(e).split())}", source=path,
+                         field=text_position(e)) from None
     top = {"name", "description", "mjcf", "frame_skip", "max_frames", "cameras", "objects", "quantities",
            "motion_plane", "actions", "reward", "energy_tolerance", "occluder"}
     d = _take(raw, top, {"name", "mjcf", "frame_skip", "max_frames", "cameras", "objects"}, path, "")

@@ -56,7 +56,8 @@ def check_run_paths(trainer_cfg: dict, argv: list[str]) -> None:
     root = str(trainer_cfg.get("default_root_dir") or "")
     if ".." in PurePath(root).parts:
         raise ConfigError(f"the run folder {root!r} has a '..' component; give a path without '..' (absolute paths "
-                          "are fine)", source=_given_in("trainer.default_root_dir", argv), field="trainer.default_root_dir")
+                          "are fine)", source=_given_in("trainer.default_root_dir", argv),
+                          field="trainer.default_root_dir")
     base = Path(root).resolve()
 
     def walk(node, where: str) -> None:
@@ -165,7 +166,8 @@ def run(argv: list[str]) -> int:
 
 def _fit() -> None:
     no_exit = {"exit_on_error": False}
-    FitCLI(WorldModel, WorldDataModule, save_config_kwargs={"overwrite": True}, parser_kwargs={**no_exit, "fit": no_exit},
+    FitCLI(WorldModel, WorldDataModule, save_config_kwargs={"overwrite": True},
+           parser_kwargs={**no_exit, "fit": no_exit},
            trainer_defaults={"use_distributed_sampler": False, "max_steps": 1000, "log_every_n_steps": 10, "check_val_every_n_epoch": None,
                              "val_check_interval": 100, "enable_model_summary": False}, auto_configure_optimizers=False)
 
