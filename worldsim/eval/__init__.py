@@ -10,8 +10,9 @@ Conventions used throughout this package:
 Modules: `predictor` (the protocol and the baselines), `world_model` (the world model as a predictor), `paired`
 (test episodes and paired rollouts), `parse` (the colour parser), `metrics` (image, object and Physics-IQ metrics),
 `stats` (bootstrap intervals), `physics` (physics-law probes), `permanence` (object-permanence probes), `voe`
-(violation of expectation), `evaluate` (the `worldsim evaluate` command), `report` (the HTML report), `tables`
-(Markdown tables for docs/results.md).
+(violation of expectation), `consistency` (camera cuts, orbit 3D consistency, push persistence),
+`adherence` (prompt adherence of text->video samples), `evaluate` (the `worldsim evaluate` command), `report`
+(the HTML report), `tables` (Markdown tables for docs/results.md).
 
 Nothing here imports training code or Lightning: a notebook scores a checkpoint without them. Metric definitions,
 thresholds and perturbation sizes were fixed on MuJoCo data alone, before any model was scored (docs/metrics.md).

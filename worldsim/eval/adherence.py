@@ -3,7 +3,7 @@
 worldsim owns both the simulator and the captioner, so a prompt can be checked attribute by attribute:
 `worldsim.rollout.prompts.expand` reads the prompt (colours, sizes, directions, events; docs/captions.md) and the
 sample's frames are read back with the same colour parser (Kang et al. 2024; `parse.py`) and the caption code's
-words (`sim/captions.py`: `size_word`, `direction_word`). The score is the fraction of checks passed, 0-100%
+words (`sim/captions.py`: the size words' radius intervals, `DIRECTIONS`). The score is the fraction of checks passed, 0-100%
 (as VBench / T2V-CompBench score attribute binding and motion direction per prompt, here with a parser instead of
 a learned detector).
 
@@ -13,13 +13,14 @@ Checks per prompt (all from the parsed prompt and the expansion's parameters, ne
 - **size** of each object the prompt sizes: the median radius read from the frames (√(px / π) × depth / focal
   length, depth of the centre lifted onto the motion plane through the scene's origin) lies in the radius interval
   `captions.size_word` calls that word, widened by `SIZE_TOLERANCE`;
-- **direction** of each object the prompt gives one (and the expansion launches it at ≥ `MIN_CHECKED_SPEED`): the angle of its first displacement of ≥ `MOVE_PX` px from its first frame, lifted onto the motion plane,
-  less gravity's share (½ g t²: the prompt's direction is the launch direction),
-  within `DIRECTION_TOLERANCE_DEG` of the direction word's angle (`captions.DIRECTIONS`, 45° apart);
+- **direction** of each object the prompt gives one (and the expansion launches it at ≥ `MIN_CHECKED_SPEED`): the
+  angle of its first displacement of ≥ `MOVE_PX` px from its first frame, lifted onto the motion plane, less
+  gravity's share (½ g t²: the prompt's direction is the launch direction), within `DIRECTION_TOLERANCE_DEG` of the
+  direction word's angle (`captions.DIRECTIONS`, 45° apart);
 - **events** the prompt asks for: a bounce off a wall / the floor = the lifted velocity component along the surface's
-  normal turns from into the surface to away from it (a reversal of more than `REVERSAL_PX` px/frame each way); a
-  collision = the two centres within `TOUCH_FACTOR` × (sum of radii); occluded / emerged = the object hidden
-  (< `MIN_OBJECT_PIXELS` px) after / before being shown.
+  normal turns from into the surface to away from it (a reversal of more than `REVERSAL_PX` px/frame each way,
+  within `BOUNCE_GAP` + 1 frames); a collision = the two centres within `TOUCH_FACTOR` × (sum of pixel radii);
+  occluded = hidden (no matching pixel) after being shown; emerged = shown again after that.
 
 The oracle (MuJoCo's own video of the expansion's parameters) scores 100% (tested); a video of other parameters
 scores lower (tested). Thresholds were fixed on MuJoCo videos alone (docs/metrics.md, "Prompt adherence").
@@ -30,7 +31,6 @@ from __future__ import annotations
 import numpy as np
 
 from worldsim.eval.parse import backproject, parse
-from worldsim.eval.permanence import MIN_OBJECT_PIXELS
 from worldsim.sim.spec import MOTION_PLANES
 
 FRAMES = 32  # frames per prompt video

@@ -6,12 +6,21 @@ move coherently as the camera moves), *long-range coherence* across shots (objec
 cameras, with the colour parser of Kang et al. (2024) (`parse.py`). Which frames and objects count is decided from
 MuJoCo only (`parse.trusted`: fully visible, not cut by the image border, taking part).
 
-| probe | definition | exact simulator |
-|---|---|---|
-| cut consistency | multi-shot rollouts, one schedule for the batch: the first camera, a cut to the scene's second camera at rollout step `CUT_STEPS[0]` and back at `CUT_STEPS[1]`. At a cut into frame f, the prediction's centre in frame f - 1 is lifted through frame f - 1's true camera onto the plane through the object's true position parallel to the motion plane, moved by MuJoCo's displacement from f - 1 to f, and projected through frame f's true camera: where the previous shot left it. *Pass* when the prediction's centre in frame f lies within `CUT_TOLERANCE_PX` of that point; a lost object fails | 1 |
-| orbit 3D consistency | scenes whose camera moves (`orbit`): each object's centre in the last context frame lifted through its true camera onto the plane through the object's true position (parallel to the motion plane), moved by MuJoCo's displacement, and projected through each rollout frame's true camera; drift = distance of the prediction's centre from that point (px); *pass* when ≤ `ORBIT_TOLERANCE_PX` | 1 |
-| push persistence | `push` with the scripted expert: each episode's window placed so that the pushed block's last motion ends `PERSIST_FRAMES` frames before the rollout's end, kept when MuJoCo moved the block ≥ `MOVED_PX` during the rollout; over the frames after the push (block at rest), *pass* when the prediction's block centre lies within `PERSIST_TOLERANCE_PX` of the parser on MuJoCo's frame | 1 |
+- **cut consistency**: multi-shot rollouts, one schedule for the batch: the first camera, a cut to the scene's
+  second camera at rollout step `CUT_STEPS[0]` and back at `CUT_STEPS[1]`. At a cut into frame f, the prediction's
+  centre in frame f - 1 is lifted through frame f - 1's true camera onto the plane through the object's true
+  position parallel to the motion plane, moved by MuJoCo's displacement from f - 1 to f, and projected through frame
+  f's true camera: where the previous shot left it. *Pass* when the prediction's centre in frame f lies within
+  `CUT_TOLERANCE_PX` of that point; a lost object fails.
+- **orbit 3D consistency** (scenes whose camera moves, `orbit`): each object's centre in the last context frame is
+  lifted the same way, moved by MuJoCo's displacement and projected through each rollout frame's true camera;
+  drift = the prediction's distance from that point (px); *pass* when <= `ORBIT_TOLERANCE_PX`.
+- **push persistence** (`push`, scripted expert): each episode's window is placed so that the pushed block's last
+  motion ends `PERSIST_FRAMES` frames before the rollout's end, and kept when MuJoCo moved the block >= `MOVED_PX`
+  during the rollout; over the frames after the push (block at rest), *pass* when the prediction's block centre
+  lies within `PERSIST_TOLERANCE_PX` of the parser on MuJoCo's frame.
 
+The exact simulator passes every check of all three.
 Each probe reports, per episode: the pass rate (NaN for an episode with nothing to check), the error (px or m, over
 pairs the prediction shows), and the fraction of checks where the prediction lost the object. Pixel tolerances are
 given at 32 px and scale with the frame width. They were fixed on MuJoCo's frames alone (docs/metrics.md,
@@ -150,7 +159,8 @@ def orbit_consistency(paired: Paired, colours: np.ndarray, motion_plane: str) ->
 # --- push persistence -------------------------------------------------------------------------------------
 
 def push_episodes(n: int, context: int, *, scene: str = "push", seed: int = 0, resolution: int = 32,
-                  distribution: str = "id", horizon: int = PUSH_HORIZON) -> tuple[Episodes, np.ndarray]:
+                  distribution: str = "id", horizon: int = PUSH_HORIZON, holdout: str | None = None
+                  ) -> tuple[Episodes, np.ndarray]:
     """Scripted `push` episodes, each cut to a window of context + horizon frames whose rollout ends
     `PERSIST_FRAMES` frames after the block's last motion; returns the windows and a mask of usable episodes
     (the push ends late enough for a whole window)."""
@@ -161,7 +171,7 @@ def push_episodes(n: int, context: int, *, scene: str = "push", seed: int = 0, r
         raise ConfigError(f"push persistence needs a scene with a pushed object (push), not {scene!r}",
                           field="--probes")
     full = fresh_episodes(scene, n, spec.max_frames, distribution=distribution, seed=seed, resolution=resolution,
-                          policy="scripted")
+                          policy="scripted", holdout=holdout)
     block = [o.name for o in spec.objects].index(spec.reward.object)
     speed = np.linalg.norm(np.diff(full.object_pos[:, :, block], axis=1), axis=-1)  # (B, T - 1) m/frame
     length = context + horizon
@@ -224,7 +234,7 @@ def applicable(scene: str) -> list[str]:
 
 
 def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, seed: int = 0, resolution: int = 32,
-        distribution: str = "id", batch_size: int = 16, n_resamples: int = 2000) -> dict:
+        distribution: str = "id", batch_size: int = 16, n_resamples: int = 2000, holdout: str | None = None) -> dict:
     """Every applicable consistency probe for every predictor (plus the exact simulator), on the probes' own
     episodes; {probe: {"episodes": n, "checked": episodes with a check, "scores": {predictor: {figure: estimate}}}}."""
     from worldsim.eval.predictor import PerturbedMuJoCo
@@ -236,7 +246,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
     runs = {"mujoco (exact)": PerturbedMuJoCo(scene, 0.0, 0.0, name="mujoco (exact)"), **predictors}
     out = {}
     for probe in applicable(scene):
-        kw = dict(seed=seed, resolution=resolution, distribution=distribution)
+        kw = dict(seed=seed, resolution=resolution, distribution=distribution, holdout=holdout)
         usable = None
         if probe == "cuts":
             ep, h = cut_episodes(scene, n, context, horizon, **kw), horizon
@@ -262,6 +272,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
 
 
 THRESHOLDS = {"cut_steps": list(CUT_STEPS), "cut_tolerance_px_at_32": CUT_TOLERANCE_PX,
-              "orbit_tolerance_px_at_32": ORBIT_TOLERANCE_PX, "persist_frames": PERSIST_FRAMES, "push_horizon": PUSH_HORIZON,
+              "orbit_tolerance_px_at_32": ORBIT_TOLERANCE_PX, "persist_frames": PERSIST_FRAMES,
+              "push_horizon": PUSH_HORIZON,
               "moved_px_at_32": MOVED_PX, "persist_tolerance_px_at_32": PERSIST_TOLERANCE_PX,
               "rest_m_per_frame": REST_M_PER_FRAME}

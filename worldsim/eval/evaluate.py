@@ -154,6 +154,12 @@ def _validate(cfg: EvalConfig) -> None:
                               field="--horizon")
     if cfg.adherence < 0:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
+    if cfg.adherence:
+        from worldsim.eval.adherence import PROMPTS
+
+        if cfg.scene not in PROMPTS:
+            raise ConfigError(f"no prompt set for {cfg.scene!r}; prompt sets exist for {sorted(PROMPTS)}",
+                              field="--adherence")
     unknown = [b for b in cfg.baselines if b not in PR.BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline {unknown[0]!r}; known: {', '.join(PR.BASELINES)}", field="baselines")
@@ -267,7 +273,7 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
         figures["consistency"] = consistency.run(
             cfg.scene, run, n=cfg.episodes, context=cfg.context, horizon=cfg.horizon, seed=cfg.seed,
             resolution=cfg.resolution, distribution=cfg.distribution, batch_size=cfg.batch_size,
-            n_resamples=cfg.bootstrap)
+            n_resamples=cfg.bootstrap, holdout=cfg.holdout)
         figures["thresholds"]["consistency"] = consistency.THRESHOLDS
     if cfg.adherence:
         from worldsim.eval import adherence

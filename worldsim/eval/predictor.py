@@ -5,10 +5,13 @@ A `Predictor` continues videos: given k context frames and the true actions, it 
     predict(context: (B, k, H_px, W_px, 3) uint8,
             actions: (B, k + H - 1, A) float32,   # actions[:, t] moves frame t to frame t + 1
             horizon: int,                          # H
-            *, conditioning: Conditioning,         # scene, fps, camera and the spec's `conditioned` quantities
+            *, conditioning: Conditioning,         # scene, fps, camera(s) and the spec's `conditioned` quantities
             seed: int,                             # all sampling randomness (the same seed gives the same frames)
             state: SimState | None = None,         # privileged simulator state: read only if `privileged`
     ) -> (B, H, H_px, W_px, 3) uint8
+
+Multi-shot episodes (the consistency probes' camera cuts) set `conditioning.cameras`: the camera of each of the
+k + H frames, shared by the batch; a predictor that cannot follow cuts may ignore it (and will fail the cut probe).
 
 Attributes: `name` (str), `privileged` (bool: it reads the simulator's state, so it is a reference, never a
 model), `scenes` (tuple of scene names it was made for, or None for any), `resolution` ((h, w), a tuple of such
