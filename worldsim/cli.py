@@ -14,9 +14,9 @@ from worldsim.errors import ConfigError, WorldsimError
 
 # name -> (module, one-line help). Each module has `add_arguments(parser)` and `main(args) -> int | None`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("worldsim.demo", "the main job: simulate the default scene and write a video (and, later, the report)"),
+    "demo": ("worldsim.demo", "the main job: record a test set, roll out the shipped model beside MuJoCo, write the report"),
     "fit": ("worldsim.training.cli", "train a world model with LightningCLI (YAML in configs/train/)"),
-    "bench": ("worldsim.bench.cli", "run a benchmark and print its figures beside their references"),
+    "bench": ("worldsim.bench.cli", "run the benchmarks (all, or by name) and print each figure beside its reference"),
     "scenes": ("worldsim.sim.cli", "list the registered scenes, or describe one"),
     "evaluate": ("worldsim.eval.evaluate", "score a model and the baselines against MuJoCo; write metrics.json and report.html"),
     "record": ("worldsim.data.recorder", "record simulation episodes into a zarr v3 store (docs/data.md)"),

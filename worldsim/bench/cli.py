@@ -1,4 +1,5 @@
-"""`worldsim bench [NAME ...] [--json] [--quick]`: run benchmarks; with `--json`, print one JSON object."""
+"""`worldsim bench [NAME ...] [--json] [--quick]`: run benchmarks (all but `long` when none is named) and print one
+table, each figure beside its reference measured in the same run; with `--json`, print one JSON object."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import importlib
 import json
 
-from worldsim.bench.report import machine
+from worldsim.bench.report import combined_table, machine
 from worldsim.errors import ConfigError
 
 # name -> module with `run(quick: bool) -> BenchReport`
@@ -14,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "scenes": "worldsim.bench.scenes",
     "record": "worldsim.bench.record",
     "model": "worldsim.bench.model",
+    "train": "worldsim.bench.train",
     "rollout": "worldsim.bench.rollout",
     "long": "worldsim.bench.long",  # minutes long: run only when named
 }
@@ -39,5 +41,5 @@ def main(args: argparse.Namespace) -> int:
             out = reports[0].to_json()
         print(json.dumps(out))
     else:
-        print("\n\n".join(r.table() for r in reports))
+        print(reports[0].table() if len(reports) == 1 else combined_table(reports))
     return 0

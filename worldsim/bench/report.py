@@ -73,3 +73,18 @@ class BenchReport:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json())
+
+
+def combined_table(reports: list[BenchReport]) -> str:
+    """Several benchmarks as one table: one header, the benchmark's name in a section column, then the notes."""
+    head = ("section", "figure", "value", "unit", "reference", "ref value", "ratio")
+    body = [(rep.name, r.figure, f"{r.value:.4g}", r.unit, r.reference,
+             "" if r.reference_value is None else f"{r.reference_value:.4g}",
+             "" if r.ratio is None else f"{r.ratio:.2f}") for rep in reports for r in rep.rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    fmt = "  ".join(f"{{:{'<' if i in (0, 1, 3, 4) else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    for i, b in enumerate(body):
+        lines.append(fmt.format(*(("",) + b[1:] if i and body[i - 1][0] == b[0] else b)))
+    lines += [f"note ({rep.name}): {n}" for rep in reports for n in rep.notes]
+    return "\n".join(lines)
