@@ -33,3 +33,15 @@ def doc_files(doc: Path, folder: Path) -> list[Path]:
         path.write_text(body)
         out.append(path)
     return out
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Every test module runs torch on one thread: tiny models are fastest so, and tests do not fight over the two
+    cores (subprocesses get OMP_NUM_THREADS where they need it)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -40,9 +40,3 @@ def debug_weights(path: Path, scene: str = "push", seed: int = 0, **overrides) -
     return save_model(path, net, meta, dataclasses.asdict(LossConfig()))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -13,12 +13,7 @@ from worldsim.errors import ConfigError
 from worldsim.models import Cond, build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
 
 
 def _live_model(**kw):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.diffusion.edm import karras_sigmas
 from worldsim.errors import ConfigError, WeightsError

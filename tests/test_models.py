@@ -11,13 +11,6 @@ from worldsim.models import PRESETS, Cond, build_model, flops, get_preset, model
 from worldsim.models.text import detokenize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight the other tests for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _live(model, seed=0):

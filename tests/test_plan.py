@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.errors import ConfigError
 from worldsim.rollout import CEMConfig, CEMPlanner, MuJoCoDynamics, WorldModel, WorldModelDynamics, run_episode

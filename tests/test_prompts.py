@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.errors import ConfigError
 from worldsim.rollout import WorldModel, expand, generate, parse_prompt

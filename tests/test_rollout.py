@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.errors import ActionError, ConfigError, WeightsError
 from worldsim.rollout import Rollout, RolloutConfig, WorldModel, WorldModelEnv, WorldModelVectorEnv, rollout

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.cli import main
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.data.store import open_store
 from worldsim.errors import ActionError, ConfigError

@@ -94,6 +94,7 @@ def test_config_paths_inside_the_run_folder_are_fine(tmp_path):
     from worldsim.training.cli import check_run_paths
 
     root = str(tmp_path / "run")
-    check_run_paths({"default_root_dir": root, "callbacks": [{"init_args": {"dirpath": f"{root}/extra"}},
-                                                              {"init_args": {"dirpath": "relative/inside"}}]}, [])
-    check_run_paths({"default_root_dir": "runs/plain"}, [])
+    inside = {"default_root_dir": root, "callbacks": [{"init_args": {"dirpath": f"{root}/extra"}},
+                                                      {"init_args": {"dirpath": "relative/inside"}}]}
+    assert check_run_paths(inside, []) is None  # raises ConfigError when a path leaves the run folder
+    assert check_run_paths({"default_root_dir": "runs/plain"}, []) is None

@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from rollout_helpers import debug_weights, one_thread  # noqa: F401
+from rollout_helpers import debug_weights
 
 from worldsim.rollout import RolloutConfig, WorldModel, WorldModelEnv
 from worldsim.rollout.starts import from_mujoco

@@ -159,7 +159,6 @@ class Scene:
             raise SceneError(f"unknown distribution {distribution!r}; expected id, ood or ood:NAME",
                              source=spec.source, field="distribution")
         params: dict[str, float | list[float]] = {}
-        n_obj = len(spec.objects)
         for name, q in spec.quantities.items():
             targets = [q.objects is None or o.name in q.objects for o in spec.objects] if q.per_object else [True]
             vals: list[float | None] = []
