@@ -157,7 +157,7 @@ CASES: list[Case] = [
        "{w}/g3", "--frames", "4", "--prompt", "push: the red block moves left"], "prompt (bounce)", "prompt",
        "for scene 'push'"),
     # --- command-line arguments ---
-    _c("out-not-empty", "cli", "`--out` pointing at a non-empty folder", "demo --frames 2 --out {w}/full",
+    _c("out-not-empty", "cli", "`--out` pointing at a non-empty folder", "demo --episodes 2 --out {w}/full",
        "{w}/full", "--out", "not empty"),
     _c("episodes-zero", "cli", "`--episodes 0`", "record {w}/z.zarr --episodes 0 --quiet", "command line",
        "episodes", "positive integer"),
