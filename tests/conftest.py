@@ -45,3 +45,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def edit_text(path: Path, old: str, new: str) -> None:
+    """Replace `old` by `new` in a file, failing loudly if `old` is not there (so a stale fixture cannot pass)."""
+    text = path.read_text()
+    assert old in text, f"fixture text {old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def scene_copy(tmp_path):
+    """`scene_copy(name)`: a writable copy of a built-in scene folder, to break in different ways."""
+    import shutil
+
+    from worldsim.sim.registry import builtin_dir
+
+    def copy(name: str) -> Path:
+        dst = tmp_path / name
+        shutil.copytree(builtin_dir() / name, dst)
+        return dst
+
+    return copy

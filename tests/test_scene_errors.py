@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -10,24 +9,17 @@ from gymnasium.utils.env_checker import check_env
 
 import worldsim
 from worldsim.errors import ActionError, SceneError
-from worldsim.sim.registry import builtin_dir
 from worldsim.sim.scene import load_scene
 
-from conftest import ROOT, doc_files
+from conftest import ROOT, doc_files, edit_text
 
 
 @pytest.fixture
-def bounce_copy(tmp_path):
-    """A writable copy of the bounce scene to break in different ways."""
-    dst = tmp_path / "bounce"
-    shutil.copytree(builtin_dir() / "bounce", dst)
-    return dst
+def bounce_copy(scene_copy):
+    return scene_copy("bounce")
 
 
-def _edit(path, old, new):
-    text = path.read_text()
-    assert old in text, f"fixture text {old!r} not in {path}"
-    path.write_text(text.replace(old, new))
+_edit = edit_text
 
 
 def test_malformed_mjcf(bounce_copy):

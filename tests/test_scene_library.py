@@ -15,6 +15,7 @@ from worldsim.sim.captions import caption
 from worldsim.sim.push_policy import ScriptedPusher, scripted_push_policy
 from worldsim.sim.registry import builtin_dir, get_scene
 from worldsim.sim.scene import load_scene
+from conftest import edit_text
 
 MOMENTUM_TOLERANCE = 1e-9  # relative: contact forces are equal and opposite, so momentum is exact to rounding
 
@@ -351,16 +352,11 @@ def test_bad_shots_are_errors(shots, match):
 # --- the spec's new fields -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def occlusion_copy(tmp_path):
-    dst = tmp_path / "occlusion"
-    shutil.copytree(builtin_dir() / "occlusion", dst)
-    return dst
+def occlusion_copy(scene_copy):
+    return scene_copy("occlusion")
 
 
-def _edit(path, old, new):
-    text = path.read_text()
-    assert old in text, f"fixture text {old!r} not in {path}"
-    path.write_text(text.replace(old, new))
+_edit = edit_text
 
 
 @pytest.mark.parametrize("old,new,field", [
