@@ -174,6 +174,61 @@ def test_gpu_128px_config_runs_two_steps_at_debug_width_on_cpu(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
+def test_export_command_reproduces_the_end_of_run_export(store, tmp_path, run_cli):
+    """`worldsim export last.ckpt` writes the same EMA weights and metadata as the run's own export; --fp16 halves
+    them; a torn or missing checkpoint is one clear line naming the file."""
+    run = tmp_path / "run"
+    res = fit(run, store)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ckpt = run / "checkpoints" / "last.ckpt"
+    out = run_cli("export", str(ckpt), "--out", str(tmp_path / "again.safetensors"))
+    assert out.returncode == 0, out.stderr
+    a, b = _state(run / "model.safetensors"), _state(tmp_path / "again.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    from worldsim.weights import read_meta
+
+    meta, again = read_meta(run / "model.safetensors"), read_meta(tmp_path / "again.safetensors")
+    for key in ("model", "scene", "loss"):
+        assert meta[key] == again[key], key
+    assert again["training"]["steps"] == 6 and again["training"]["data"] == [str(store)]
+    assert again["training"]["config"] == meta["training"]["config"]
+    half = run_cli("export", str(ckpt), "--out", str(tmp_path / "half.safetensors"), "--fp16")
+    assert half.returncode == 0, half.stderr
+    h = _state(tmp_path / "half.safetensors")
+    assert all(v.dtype == torch.float16 for v in h.values() if v.is_floating_point())
+    assert all(torch.allclose(h[k].float(), a[k], atol=1e-3, rtol=1e-2) for k in a)
+    torn = tmp_path / "torn.ckpt"
+    torn.write_bytes(ckpt.read_bytes()[:1000])
+    for bad in (torn, tmp_path / "absent.ckpt"):
+        res = run_cli("export", str(bad), "--out", str(tmp_path / "x.safetensors"))
+        assert res.returncode != 0 and str(bad) in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_pixel_budget_sizes_each_bucket(store, tmp_path):
+    """With `pixels_per_batch`, a 16x16 bucket gets 4x the clips of a 32x32 one and 16-frame windows half those of
+    8-frame ones; every clip of a batch has the bucket's size, and the draw is a function of (seed, step)."""
+    from worldsim.training.data import WorldDataModule, bucket_batch_size
+
+    big = _record(tmp_path / "b32.zarr", "train", 2, resolution=32)
+    _record(big, "val", 1, resolution=32)
+    dm = WorldDataModule([str(store), str(big)], windows=[4, 8], pixels_per_batch=8 * 32 * 32, seed=3, max_steps=40)
+    dm.setup("fit")
+    sizes = {(tuple(dm.train_parts[b.store].resolution), b.window): b.batch_size for b in dm.train_buckets}
+    assert sizes == {((16, 16), 4): 8, ((16, 16), 8): 4, ((32, 32), 4): 2, ((32, 32), 8): 1}
+    seen = set()
+    for batch in dm.train_dataloader():
+        T, _, H, W = batch["video"].shape[1:]
+        assert batch["video"].shape[0] == sizes[((H, W), T)]
+        seen.add(((H, W), T))
+    assert len(seen) == 4, seen
+    again = WorldDataModule([str(store), str(big)], windows=[4, 8], pixels_per_batch=8 * 32 * 32, seed=3, max_steps=40)
+    again.setup("fit")
+    first = next(iter(again.train_dataloader()))
+    assert torch.equal(first["video"], next(iter(dm.train_dataloader()))["video"])
+    assert bucket_batch_size(8, None, 16, (64, 64)) == 8 and bucket_batch_size(8, 100, 16, (64, 64)) == 1
+
+
 # --- bad input ----------------------------------------------------------------------------------------------------
 
 

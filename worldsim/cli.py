@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("worldsim.training.cli", "train a world model with LightningCLI (YAML in configs/train/)"),
     "bench": ("worldsim.bench.cli", "run the benchmarks (all, or by name) and print each figure beside its reference"),
     "scenes": ("worldsim.sim.cli", "list the registered scenes, or describe one"),
+    "export": ("worldsim.training.export_cli", "export a run's checkpoint (EMA weights) to safetensors for rollouts and sharing"),
     "evaluate": ("worldsim.eval.evaluate", "score a model and the baselines against MuJoCo; write metrics.json and report.html"),
     "record": ("worldsim.data.recorder", "record simulation episodes into a zarr v3 store (docs/data.md)"),
     "inspect": ("worldsim.data.inspect", "summarise a recorded store; export an episode to mp4/gif and a contact sheet"),

@@ -58,6 +58,9 @@ class EvalConfig:
     probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py)
     adherence: int = 0  # text->video prompts scored for adherence (adherence.py; models with generate(mode="t2v"))
     holdout: str | None = None  # held-out quantity (worldsim.data.splits) for distribution "heldout"
+    steps: int = 3  # a world model's denoising steps per frame (worldsim.rollout.RolloutConfig)
+    sampler: str = "euler"
+    context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
 
 
 @dataclass
@@ -71,9 +74,10 @@ class Evaluation:
     model: str = ""
 
 
-def load_predictor(model: str, scene: str) -> PR.Predictor:
+def load_predictor(model: str, scene: str, sampling: dict | None = None) -> PR.Predictor:
     """A baseline by name, or a world model from a worldsim weights file (`worldsim/weights.py`), refused when its
-    metadata names another scene, then sampled through `worldsim.rollout` (`world_model.WorldModelPredictor`)."""
+    metadata names another scene, then sampled through `worldsim.rollout` (`world_model.WorldModelPredictor`) with
+    `sampling` (`RolloutConfig` fields: steps, sampler, context_sigma)."""
     from worldsim.weights import check_compatible, read_meta
 
     if model in PR.BASELINES:
@@ -89,8 +93,9 @@ def load_predictor(model: str, scene: str) -> PR.Predictor:
         raise ConfigError("no world-model sampler is installed (worldsim.rollout)", source=path,
                           field="--model") from None
     from worldsim.eval.world_model import WorldModelPredictor
+    from worldsim.rollout.autoregressive import RolloutConfig
 
-    return WorldModelPredictor.load(path)
+    return WorldModelPredictor.load(path, RolloutConfig(**(sampling or {})).check())
 
 
 def check_predictor(predictor, scene: str, resolution: tuple[int, int]) -> None:
@@ -212,7 +217,8 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
 
     _validate(cfg)
     scene = get_scene(cfg.scene)
-    predictor = predictor if predictor is not None else load_predictor(cfg.model, cfg.scene)
+    predictor = predictor if predictor is not None else load_predictor(
+        cfg.model, cfg.scene, {"steps": cfg.steps, "sampler": cfg.sampler, "context_sigma": cfg.context_sigma})
     check_predictor(predictor, cfg.scene, (cfg.resolution, cfg.resolution))
     colours = np.array([o.colour for o in scene.spec.objects])
     if cfg.store is not None:
@@ -344,6 +350,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="episode and bootstrap seed (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="episodes per predict call")
     p.add_argument("--videos", type=int, default=d.videos, help="episodes shown as videos (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=d.steps, help="a world model's denoising steps per frame (default: %(default)s)")
+    p.add_argument("--sampler", default=d.sampler, help="a world model's sampler: euler or heun (default: %(default)s)")
+    p.add_argument("--context-sigma", type=float, default=d.context_sigma,
+                   help="noise level a world model's context frames are shown at (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 
@@ -375,6 +385,7 @@ def main(args: argparse.Namespace) -> int:
                          horizon=args.horizon, start=args.start, policy=args.policy, distribution=dist,
                          resolution=args.resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
+                         steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
                          probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)

@@ -30,6 +30,15 @@ class Bucket:
     window: int
     episodes: np.ndarray  # (n,) index into the store's loaded episodes
     starts: np.ndarray  # (n,) first frame of each window within its episode
+    batch_size: int  # clips per batch drawn from this bucket
+
+
+def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int, resolution: tuple[int, int]) -> int:
+    """Clips per batch of a (window, resolution) bucket: `batch_size`, or with a pixel budget as many clips as fit
+    in it (at least one), so a step costs about the same at every size (Open-Sora's per-bucket batch sizes)."""
+    if pixels_per_batch is None:
+        return batch_size
+    return max(1, pixels_per_batch // (window * resolution[0] * resolution[1]))
 
 
 class EpisodeArrays:
@@ -108,9 +117,8 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     Under data parallelism the global batch (batch_size x world) is drawn the same way on every rank and each rank
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
-    def __init__(self, buckets: list[Bucket], batch_size: int, seed: int, steps: int, start=lambda: 0,
-                 rank: int = 0, world: int = 1):
-        self.buckets, self.batch_size, self.seed, self.steps, self.start = buckets, batch_size, seed, steps, start
+    def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1):
+        self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -121,7 +129,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     def batch(self, step: int) -> list[tuple[int, int]]:
         rng = np.random.default_rng([self.seed, step])
         b = int(rng.choice(len(self.buckets), p=self.weights))
-        windows = rng.integers(0, len(self.buckets[b].starts), self.batch_size * self.world)
+        windows = rng.integers(0, len(self.buckets[b].starts), self.buckets[b].batch_size * self.world)
         return [(b, int(w)) for w in windows[self.rank :: self.world]]
 
     def __iter__(self):
@@ -154,6 +162,9 @@ class WorldDataModule(L.LightningDataModule):
         stores: paths of zarr stores of the same scene (several resolutions/aspect ratios allowed).
         windows: window lengths in frames (several durations allowed).
         batch_size: clips per batch.
+        pixels_per_batch: if set, each bucket's batch holds as many clips as fit in this many pixels
+            (frames x height x width; at least one clip) instead of `batch_size`, so steps at every resolution and
+            duration cost about the same (e.g. 65536: 8 clips of 8 frames at 32x32, 32 clips at 16x16).
         stride: frames between window starts within an episode.
         seed: data-order seed; batch s depends on (seed, s) only.
         max_steps: batches per training "epoch" (training is step-based; set it to the trainer's max_steps).
@@ -164,18 +175,20 @@ class WorldDataModule(L.LightningDataModule):
 
     def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
-                 num_workers: int = 0, train_split: str = "train", val_split: str = "val"):
+                 num_workers: int = 0, train_split: str = "train", val_split: str = "val",
+                 pixels_per_batch: int | None = None):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
         windows = [windows] if isinstance(windows, int) else list(windows)
-        for name, v in (("batch_size", batch_size), ("stride", stride), ("max_steps", max_steps)):
+        for name, v in (("batch_size", batch_size), ("stride", stride), ("max_steps", max_steps),
+                        ("pixels_per_batch", 1 if pixels_per_batch is None else pixels_per_batch)):
             if v < 1:
                 raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
         if any(w < 1 for w in windows):
             raise ConfigError(f"window lengths must be >= 1, got {windows}", field="data.windows")
         self.stores, self.windows = [str(s) for s in stores], windows
-        self.batch_size, self.stride = batch_size, stride
+        self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
         self._parts: dict[str, list[EpisodeArrays]] = {}
@@ -220,7 +233,8 @@ class WorldDataModule(L.LightningDataModule):
                 if len(starts) == 0:
                     raise StoreError(f"no episode of split {split!r} has {T} frames (longest: {part.lengths.max()})",
                                      source=part.path, field="data.windows")
-                buckets.append(Bucket(si, T, eps, starts))
+                bs = bucket_batch_size(self.batch_size, self.pixels_per_batch, T, part.resolution)
+                buckets.append(Bucket(si, T, eps, starts, bs))
         return buckets
 
     def setup(self, stage: str | None = None) -> None:
@@ -240,15 +254,13 @@ class WorldDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        sampler = StepBatchSampler(self.train_buckets, self.batch_size, self.seed, self.max_steps, self._global_step,
-                                   rank, world)
+        sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         # Fixed batches: the validation loss is comparable between runs and steps.
         rank, world = self._rank()
-        sampler = StepBatchSampler(self.val_buckets, self.batch_size, self.seed + 1, self.val_batches, rank=rank,
-                                   world=world)
+        sampler = StepBatchSampler(self.val_buckets, self.seed + 1, self.val_batches, rank=rank, world=world)
         ds = WindowDataset(self.val_parts, self.val_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import torch
+import yaml
 
 from worldsim.models.load import save_model
 from worldsim.training.module import WorldModel
@@ -31,3 +32,33 @@ def export(module: WorldModel, path: str | Path, ema: dict[str, torch.Tensor] | 
         state.update({k.removeprefix("net."): v for k, v in ema.items() if k.startswith("net.")})
     training = {"steps": int(steps), "config": config, "git_commit": git_commit(), "data": list(data or [])}
     return save_model(path, module.net, module.scene, dataclasses.asdict(module.loss_cfg), training, state, dtype)
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Export a run's checkpoint (its EMA weights when the run kept them) to safetensors, with the run's resolved
+    config and data: what `ExportOnFitEnd` writes at the end of a run, for any checkpoint along the way.
+
+    The checkpoint is read with `weights_only=True` (no code is unpickled; worldsim's checkpoints need none)."""
+    from worldsim.errors import WeightsError
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise WeightsError("no such checkpoint", source=checkpoint, field="checkpoint")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        hparams, weights = dict(state["hyper_parameters"]), state["state_dict"]
+    except (KeyError, TypeError) as e:
+        raise WeightsError(f"not a worldsim training checkpoint (missing {e})", source=checkpoint,
+                           field="checkpoint") from None
+    except Exception as e:  # torch raises RuntimeError/UnpicklingError/EOFError for torn or foreign files
+        raise WeightsError(f"cannot read the checkpoint: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
+                           source=checkpoint, field="checkpoint") from None
+    # LightningCLI adds private keys (e.g. `_instantiator`) beside the constructor's arguments
+    module = WorldModel(**{k: v for k, v in hparams.items() if not k.startswith("_")})
+    module.load_state_dict(weights)
+    ema = next((v.get("shadow") for k, v in state.get("callbacks", {}).items() if k.startswith("EMA")), None)
+    run = checkpoint.parent.parent  # <run>/checkpoints/<name>.ckpt
+    configs = sorted(run.glob("logs/version_*/config.yaml"), key=lambda p: int(p.parent.name.split("_")[1]))
+    config = configs[-1].read_text() if configs else None
+    data = ((yaml.safe_load(config) or {}).get("data") or {}).get("stores") if config else None
+    return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)))
