@@ -82,9 +82,10 @@ def test_shapes_over_sizes_and_aspects_mixed_in_one_batch(attention):
         torch.testing.assert_close(out[i], alone, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("history", [0, 2])
 @pytest.mark.parametrize("attention", ["full", "factorised"])
-def test_causal_outputs_ignore_later_frames(attention):
-    m = _model(attention=attention, action_dim=2)
+def test_causal_outputs_ignore_later_frames(attention, history):
+    m = _model(attention=attention, action_dim=2, history=history)
     x, s, a = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6), torch.randn(2, 6, 2)
     y = m(x, s, Cond(actions=a))
     for t in (0, 2, 4):
@@ -100,9 +101,10 @@ def test_causal_outputs_ignore_later_frames(attention):
     assert not torch.allclose(y3[:, :1], m(x, s, Cond(actions=a), causal=False)[:, :1])
 
 
+@pytest.mark.parametrize("history", [0, 2])
 @pytest.mark.parametrize("attention", ["full", "factorised"])
-def test_cached_forward_equals_uncached(attention):
-    m = _model(attention=attention, action_dim=2, param_dim=1)
+def test_cached_forward_equals_uncached(attention, history):
+    m = _model(attention=attention, action_dim=2, param_dim=1, history=history)
     x, s = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6)
     cond = Cond(actions=torch.randn(2, 6, 2), params=torch.randn(2, 1), text=["red ball", "two balls"])
     full = m(x, s, cond)
@@ -124,6 +126,28 @@ def test_cached_forward_equals_uncached(attention):
     k = cache.layers[0][0]
     assert k.shape[2] == (2 * 4 if attention == "full" else 2)  # full: frames x 4 tokens; factorised: frames
     assert m(x[:, 4:5], s[:, 4:5], cond.frames(4, 5), cache=cache).shape == (2, 1, 3, 8, 8)
+
+
+def test_history_stacks_the_previous_frames_pixels():
+    """With `history=2` each frame's input holds its own pixels, then frame t-1's and t-2's (zeros before the clip;
+    with a cache, the last frames written), and the embedding reads all of them."""
+    m = _model(history=2)
+    assert m.embed.in_features == 3 * m.cfg.patch_dim
+    x = torch.randn(2, 5, 3, 8, 8)
+    stacked = m._stack_history(x, None, False)                                     # (B, T, 9, H, W)
+    assert stacked.shape == (2, 5, 9, 8, 8)
+    for t in range(5):
+        assert torch.equal(stacked[:, t, :3], x[:, t])
+        for j in (1, 2):
+            want = x[:, t - j] if t - j >= 0 else torch.zeros_like(x[:, 0])
+            assert torch.equal(stacked[:, t, 3 * j:3 * j + 3], want), (t, j)
+    cache = m.new_cache()
+    m(x[:, :3], torch.zeros(2, 3), cache=cache, write_cache=True)
+    assert torch.equal(cache.history, x[:, 1:3])
+    assert torch.equal(m._stack_history(x[:, 3:], cache, False), stacked[:, 3:])
+    with pytest.raises(ConfigError) as e:
+        build_model("debug", history=1, patch=(2, 4, 4))
+    assert e.value.field == "history"
 
 
 def test_each_frame_is_modulated_by_its_own_noise_level():

@@ -12,4 +12,11 @@ from worldsim.errors import WorldsimError  # noqa: E402
 from worldsim.sim.registry import make, register_scene, scene_names  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["WorldsimError", "__version__", "make", "register_scene", "scene_names"]
+__all__ = ["WorldsimError", "__version__", "load", "make", "register_scene", "scene_names"]
+
+
+def load(scene: str, device: str = "cpu"):
+    """The shipped world model of `scene` (`worldsim.pretrained`), offline: `worldsim.load("bounce")`."""
+    from worldsim import pretrained
+
+    return pretrained.load(scene, device)

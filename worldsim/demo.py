@@ -92,8 +92,9 @@ def train(scene: str, minutes: float, out: Path, resolution: int, seed: int = 0)
                     "max_steps": max(50, int(seconds * 4)), "max_time": {"seconds": seconds},
                     "val_check_interval": 100, "log_every_n_steps": 25, "enable_checkpointing": True},
         "model": {"preset": "tiny", "lr": 0.001, "warmup_steps": 50, "val_levels": 4,
-                  "overrides": {"width": 192, "depth": 4, "heads": 4,
-                                "text": {"width": 64, "depth": 1, "heads": 2, "max_len": 128}}},
+                  "overrides": {"width": 192, "depth": 4, "heads": 4, "history": 2,
+                                "text": {"width": 64, "depth": 1, "heads": 2, "max_len": 128}},
+                  "loss": {"p_context": 0.8, "edm": {"p_mean": 0.0, "p_std": 1.4, "sigma_max": 10.0}}},
         "data": {"stores": [str(store)], "windows": [8], "batch_size": 8, "val_batches": 2},
         "sample_every": 0,
     }

@@ -20,6 +20,7 @@ class KVCache:
     frames: int = 0
     cached: int = 0  # latent frames currently held (<= frames once trimmed)
     grid: tuple[int, int] | None = None
+    history: torch.Tensor | None = None  # (B, h, C, H, W) the last inputs written, for `DiTConfig.history`
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor, time_dim: int) -> None:
         while len(self.layers) <= layer:

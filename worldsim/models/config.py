@@ -37,6 +37,9 @@ class DiTConfig:
     text: TextConfig | None = field(default_factory=TextConfig)
     cond_dropout: float = 0.1  # in training, each condition group is replaced by its learned null with this chance
     rope_base: float = 100.0  # RoPE wavelengths span 1..base token steps; grids here are at most ~100 per axis
+    # Pixels of this many previous frames are stacked onto each frame's patches (channel concatenation: DIAMOND and
+    # GameNGen condition on past frames so), giving every token the local motion of its patch without attention.
+    history: int = 0
 
     def __post_init__(self):
         if isinstance(self.patch, list):  # from YAML
@@ -54,7 +57,10 @@ class DiTConfig:
         for name in ("channels", "width", "depth", "heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source=src, field=name)
-        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim"):
+        if self.history and self.patch[0] != 1:
+            raise ConfigError(f"history needs one frame per token (pt = 1), got patch {self.patch}", source=src,
+                              field="history")
+        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim", "history"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", source=src, field=name)
         if not 0.0 <= self.cond_dropout < 1.0:
@@ -67,3 +73,8 @@ class DiTConfig:
     @property
     def patch_dim(self) -> int:
         return self.channels * self.patch[0] * self.patch[1] * self.patch[2]
+
+    @property
+    def input_dim(self) -> int:
+        """Values per input token: its own patch and the same patch of each of `history` previous frames."""
+        return self.patch_dim * (1 + self.history)

@@ -28,7 +28,7 @@ class VideoDiT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.name = name
-        self.embed = nn.Linear(cfg.patch_dim, cfg.width)
+        self.embed = nn.Linear(cfg.input_dim, cfg.width)
         self.cond = CondEmbedder(cfg)
         block = FactorisedBlock if cfg.attention == "factorised" else FullBlock
         self.blocks = nn.ModuleList(block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -102,7 +102,8 @@ class VideoDiT(nn.Module):
             raise ConfigError("write_cache needs a cache", source=f"VideoDiT({self.name})", field="cache")
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
-        h = self.embed(kernels.patchify(x, cfg.patch)).view(B, Tp, S, cfg.width)       # (B, T', S, D)
+        h = self.embed(kernels.patchify(self._stack_history(x, cache, write_cache), cfg.patch))
+        h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
         h = h + sincos_2d(Hp, Wp, cfg.width, x.device).to(h.dtype)                     # absolute (h, w) position
         c = self.cond(noise, cond)                                                     # (B, T, D)
         if pt > 1:
@@ -116,6 +117,24 @@ class VideoDiT(nn.Module):
             cache.frames, cache.cached, cache.grid = t0 + Tp, past + Tp, (Hp, Wp)
         out = self.final(h, c).reshape(B, Tp * S, cfg.patch_dim)                       # (B, N, P)
         return kernels.unpatchify(out, cfg.patch, (T, H, W))                           # (B, T, C, H, W)
+
+    def _stack_history(self, x: torch.Tensor, cache: KVCache | None, write: bool) -> torch.Tensor:
+        """x (B, T, C, H, W) -> (B, T, C * (1 + h), H, W): each frame with the h frames before it (the cache's last
+        inputs before the first new frame; zeros before the clip's start), nearest first."""
+        h = self.cfg.history
+        if not h:
+            return x
+        B, T, C, H, W = x.shape
+        past = cache.history if cache is not None and cache.history is not None else x.new_zeros(B, 0, C, H, W)
+        if past.shape[0] != B or past.shape[2:] != x.shape[2:]:
+            raise ConfigError(f"cache holds history of shape {tuple(past.shape)}, x is {tuple(x.shape)}",
+                              source=f"VideoDiT({self.name})", field="cache")
+        pad = x.new_zeros(B, max(0, h - past.shape[1]), C, H, W)
+        seq = torch.cat((pad, past[:, -h:].to(x.dtype), x), 1)                          # (B, h + T, C, H, W)
+        if write:
+            cache.history = seq[:, -h:].detach()
+        prev = [seq[:, h - j:h - j + T] for j in range(1, h + 1)]                      # h x (B, T, C, H, W)
+        return torch.cat((x, *prev), 2)                                                # (B, T, C(1+h), H, W)
 
     def forward_list(self, videos: list[torch.Tensor], noise: list[torch.Tensor],
                      conds: list[Cond] | None = None) -> list[torch.Tensor]:

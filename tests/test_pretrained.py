@@ -1,0 +1,67 @@
+"""The shipped world models (`worldsim/pretrained/`, issue 9): each loads offline through `worldsim.load`, fits
+the size budget, and a short evaluation on fixed fresh episodes stays at or above its floor, so a regression fails
+CI. A floor is the figure this same evaluation measured when the weights were shipped, less max(3 standard errors,
+10%), and it must still beat copy-last on the same episodes. The published figures (64 test episodes):
+docs/results.md."""
+
+from __future__ import annotations
+
+import pytest
+
+import worldsim
+from worldsim import pretrained
+from worldsim.eval.evaluate import EvalConfig, evaluate
+
+EPISODES = 12  # fresh episodes, seed 0: the evaluation is deterministic, so the floors guard against regressions
+# scene -> metric -> (value measured at shipping, its standard error, True when higher is better). Measured with
+#   python -c "from tests.test_pretrained import measure; measure('bounce')"
+SHIPPED = {
+    "bounce": {"psnr@1": (None, None, True), "psnr": (None, None, True), "position_px_vs_mujoco": (None, None, False)},
+}
+MB = 1_000_000
+
+
+def floor(value: float, se: float, higher_is_better: bool) -> float:
+    margin = max(3 * se, 0.1 * abs(value))
+    return value - margin if higher_is_better else value + margin
+
+
+def short_evaluation(scene: str) -> dict:
+    cfg = EvalConfig(scene=scene, model=str(pretrained.path(scene)), episodes=EPISODES, horizon=16, context=4,
+                     baselines=("copy-last",), bootstrap=200, videos=0)
+    return evaluate(cfg).figures
+
+
+def measure(scene: str) -> None:
+    """Print this test's figures for `scene` with their standard errors (to fill in `SHIPPED` when shipping)."""
+    figures = short_evaluation(scene)
+    for key in SHIPPED.get(scene, {"psnr@1": 0, "psnr": 0, "position_px_vs_mujoco": 0}):
+        est = figures["model"]["summary"][key]
+        lo, hi = est["ci95"]
+        print(f"{key}: value {est['value']:.4f} se {(hi - lo) / 3.92:.4f} "
+              f"copy-last {figures['scores']['copy-last']['summary'][key]['value']:.4f}")
+
+
+def test_every_scene_with_figures_is_shipped_and_within_budget():
+    assert sorted(SHIPPED) == pretrained.available()
+    sizes = {s: pretrained.path(s).stat().st_size for s in pretrained.available()}
+    assert all(v <= 6 * MB for v in sizes.values()), sizes
+    assert sum(sizes.values()) <= 40 * MB
+
+
+@pytest.mark.parametrize("scene", sorted(SHIPPED))
+def test_shipped_model_loads_offline_and_stays_above_its_floor(scene):
+    model = worldsim.load(scene)
+    assert model.scene.name == scene
+    training = model.meta["training"]
+    assert training["config"] and training["steps"] > 0  # the config that retrains it travels with the weights
+    figures = short_evaluation(scene)
+    for key, (value, se, higher) in SHIPPED[scene].items():
+        got = figures["model"]["summary"][key]["value"]
+        base = figures["scores"]["copy-last"]["summary"][key]["value"]
+        assert got is not None, f"{scene} {key}: the model's objects were not found"
+        bound = floor(value, se, higher)
+        if higher:
+            assert got >= bound and got > base, (scene, key, got, bound, base)
+        else:
+            assert got <= bound and got < base, (scene, key, got, bound, base)
