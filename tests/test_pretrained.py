@@ -13,10 +13,14 @@ from worldsim import pretrained
 from worldsim.eval.evaluate import EvalConfig, evaluate
 
 EPISODES = 12  # fresh episodes, seed 0: the evaluation is deterministic, so the floors guard against regressions
-# scene -> metric -> (value measured at shipping, its standard error, True when higher is better). Measured with
-#   python -c "from tests.test_pretrained import measure; measure('bounce')"
+# scene -> metric -> (value measured at shipping, its standard error, True when higher is better): the metrics on
+# which the model beats copy-last. Measured with
+#   cd tests && python -c "from test_pretrained import measure; measure('bounce')"
+# bounce (E2, docs/experiments.md): PSNR and SSIM over the 16-frame horizon beat copy-last because its frames keep the
+# box right and fade the balls rather than leaving them where they were; next-frame PSNR (23.8 vs 23.9 here) and the
+# centre error (balls missing in 60% of first frames) do not, so they are not floors yet.
 SHIPPED = {
-    "bounce": {"psnr@1": (None, None, True), "psnr": (None, None, True), "position_px_vs_mujoco": (None, None, False)},
+    "bounce": {"psnr": (23.1719, 0.4403, True), "ssim": (0.8925, 0.0072, True)},
 }
 MB = 1_000_000
 
@@ -35,7 +39,7 @@ def short_evaluation(scene: str) -> dict:
 def measure(scene: str) -> None:
     """Print this test's figures for `scene` with their standard errors (to fill in `SHIPPED` when shipping)."""
     figures = short_evaluation(scene)
-    for key in SHIPPED.get(scene, {"psnr@1": 0, "psnr": 0, "position_px_vs_mujoco": 0}):
+    for key in ("psnr@1", "psnr", "ssim", "position_px_vs_mujoco", "missing@1"):
         est = figures["model"]["summary"][key]
         lo, hi = est["ci95"]
         print(f"{key}: value {est['value']:.4f} se {(hi - lo) / 3.92:.4f} "
