@@ -130,8 +130,11 @@ def headline(figures: dict, model: str) -> list[str]:
     for m in names:
         missing = (figures["scores"][m]["summary"].get("missing") or {}).get("value")
         if missing is not None and missing > 0.5:
-            lines.append(f"  n/a for {'model' if m == model else m}: its objects were not found in "
-                         f"{100 * missing:.0f}% of its predicted frames (no centroid to compare)")
+            who = "model" if m == model else m
+            found = figures["scores"][m]["summary"]["position_px_vs_mujoco"]["value"] is not None
+            lines.append(f"  {who}: its objects were not found in {100 * missing:.0f}% of its predicted frames "
+                         + ("(its centroid and velocity errors are over the rest)" if found
+                            else "(no centroid to compare: n/a)"))
     return lines
 
 
