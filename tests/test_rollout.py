@@ -119,13 +119,16 @@ def test_vector_env_steps_a_batch_and_autoresets(push_weights):
         v.step(np.zeros((2, 2), np.float32))
 
 
-def test_vector_env_matches_single_rollouts(model):
-    """Batched rollouts equal one-at-a-time rollouts (same context, seed, actions): batching changes nothing."""
+@pytest.mark.parametrize("sampler", ["euler", "euler_a"])
+def test_vector_env_matches_single_rollouts(model, sampler):
+    """Batched rollouts equal one-at-a-time rollouts (same context, seed, actions): batching changes nothing, also
+    for the ancestral sampler, whose fresh noise comes from each rollout's own generator."""
     rng = np.random.default_rng(1)
     ctx = rng.integers(0, 255, (2, 3, 16, 16, 3), dtype=np.uint8)
     acts = rng.uniform(-0.6, 0.6, (2, 4, 2)).astype(np.float32)
-    both = rollout(model, ctx, acts, seed=5)
-    one = rollout(model, ctx[:1], acts[:1], seed=5)
+    cfg = RolloutConfig(sampler=sampler)
+    both = rollout(model, ctx, acts, seed=5, config=cfg)
+    one = rollout(model, ctx[:1], acts[:1], seed=5, config=cfg)
     assert both.shape == (2, 4, 16, 16, 3)
     assert np.abs(both[0].astype(int) - one[0]).max() <= 1  # float reductions differ by batch only in rounding
 
@@ -154,8 +157,9 @@ def test_rollout_is_seeded_and_follows_actions(model):
     shots = Rollout(model, ctx, cameras=["top", "top", "angled"], seed=1)  # context cameras per frame
     cut = shots.step(a[:, 0]), shots.step(a[:, 1], camera="top")  # a cut back to the first camera
     assert cut[0].shape == (1, 16, 16, 3)
-    for cfg in (RolloutConfig(sampler="heun", steps=2), RolloutConfig(context_sigma=0.05),
-                RolloutConfig(fuse_write=False), RolloutConfig(steps=1, guidance={"actions": 2.0})):
+    for cfg in (RolloutConfig(sampler="heun", steps=2), RolloutConfig(sampler="euler_a"),
+                RolloutConfig(context_sigma=0.05), RolloutConfig(fuse_write=False),
+                RolloutConfig(steps=1, guidance={"actions": 2.0})):
         out = rollout(model, ctx, a, config=cfg, seed=1)
         assert out.shape == (1, 3, 16, 16, 3)
 

@@ -1,9 +1,10 @@
 """Stateless samplers, all with one signature (as in k-diffusion's sampling.py):
-`sample_*(denoiser, x, plan, cond=None, *, guidance=None, callback=None, extra_args=None) -> x_0`.
+`sample_*(denoiser, x, plan, cond=None, *, guidance=None, callback=None, extra_args=None, noise=None) -> x_0`.
 
 `x` is the start (`plans.initial`), `plan` a (steps + 1, frames) matrix of noise levels. Frames whose level does
 not change in a step are left bit-identical, so given frames come back exactly. `guidance` maps condition groups
-to classifier-free guidance scales, e.g. {"text": 3.0, "actions": 1.5}; 1 means none.
+to classifier-free guidance scales, e.g. {"text": 3.0, "actions": 1.5}; 1 means none. `noise(shape)` draws the
+fresh noise of the stochastic samplers (`euler_a`); the deterministic ones never call it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch
 from worldsim.diffusion import plans as _plans
 from worldsim.diffusion.edm import Denoiser, per_frame
 from worldsim.errors import ConfigError
+
+Noise = Callable[[tuple[int, ...]], torch.Tensor]  # shape -> standard normal noise of that shape
 
 
 def guided(denoiser: Denoiser, x: torch.Tensor, sigma: torch.Tensor, cond, guidance: dict[str, float] | None,
@@ -52,7 +55,7 @@ def _step(x: torch.Tensor, d: torch.Tensor, s: torch.Tensor, s_next: torch.Tenso
 @torch.no_grad()
 def sample_euler(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tensor, cond=None, *,
                  guidance: dict[str, float] | None = None, callback: Callable[[dict], None] | None = None,
-                 extra_args: dict | None = None) -> torch.Tensor:
+                 extra_args: dict | None = None, noise: Noise | None = None) -> torch.Tensor:
     """Euler's method on the probability-flow ODE (Karras et al. 2022, Algorithm 1 without the second-order
     correction), one noise level per frame: x <- x + (sigma' - sigma) (x - D(x; sigma)) / sigma."""
     plan = _levels(plan, x)
@@ -70,7 +73,7 @@ def sample_euler(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tensor, cond=N
 @torch.no_grad()
 def sample_heun(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tensor, cond=None, *,
                 guidance: dict[str, float] | None = None, callback: Callable[[dict], None] | None = None,
-                extra_args: dict | None = None) -> torch.Tensor:
+                extra_args: dict | None = None, noise: Noise | None = None) -> torch.Tensor:
     """Heun's second-order method (Karras et al. 2022, Algorithm 1, deterministic): an Euler step, then the
     average of the slopes at both ends; frames stepping to sigma' = 0 keep the Euler step (as in the paper)."""
     plan = _levels(plan, x)
@@ -93,6 +96,33 @@ def sample_heun(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tensor, cond=No
     return x
 
 
+@torch.no_grad()
+def sample_euler_ancestral(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tensor, cond=None, *,
+                           guidance: dict[str, float] | None = None, callback: Callable[[dict], None] | None = None,
+                           extra_args: dict | None = None, noise: Noise | None = None) -> torch.Tensor:
+    """Euler ancestral (k-diffusion's `sample_euler_ancestral`, eta = 1), one noise level per frame: an Euler step
+    down to sigma_down, then fresh noise back up to sigma'. Where the context leaves a frame uncertain (a ball's
+    position to a pixel), the ODE's first step lands on the blurred mean of the outcomes; the fresh noise lets each
+    sample commit to one of them. `noise(shape)` draws it (default: torch's global generator)."""
+    plan = _levels(plan, x)
+    B = x.shape[0]
+    draw = noise if noise is not None else (lambda shape: torch.randn(shape))
+    for i in range(plan.shape[0] - 1):
+        s, s_next = plan[i], plan[i + 1]                                             # (T,) each
+        denoised = guided(denoiser, x, s.expand(B, -1), cond, guidance, extra_args)
+        var_up = s_next ** 2 * (s ** 2 - s_next ** 2) / (s ** 2).clamp(min=1e-24)
+        up = torch.where(s > s_next, var_up.clamp(min=0).sqrt().minimum(s_next), torch.zeros_like(s))
+        down = (s_next ** 2 - up ** 2).clamp(min=0).sqrt()
+        x = _step(x, _derivative(x, denoised, s), s, down)
+        if (up > 0).any():
+            fresh = draw(tuple(x.shape)).to(x.device, x.dtype)
+            x = torch.where(per_frame((up > 0).expand(B, -1)), x + per_frame(up.expand(B, -1)) * fresh, x)
+        if callback is not None:
+            callback({"i": i, "steps": plan.shape[0] - 1, "x": x, "sigma": s, "sigma_next": s_next,
+                      "denoised": denoised})
+    return x
+
+
 def tie_frames(denoiser: Denoiser, pairs: list[tuple[int, int]]) -> Denoiser:
     """A denoiser whose estimates for each pair of frames are replaced by their mean (for `plans.loop`): tied
     frames then end on the same image, since the last step to sigma = 0 lands each frame on its estimate."""
@@ -109,4 +139,4 @@ def tie_frames(denoiser: Denoiser, pairs: list[tuple[int, int]]) -> Denoiser:
     return tied
 
 
-SAMPLERS = {"euler": sample_euler, "heun": sample_heun}
+SAMPLERS = {"euler": sample_euler, "heun": sample_heun, "euler_a": sample_euler_ancestral}

@@ -351,7 +351,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="episodes per predict call")
     p.add_argument("--videos", type=int, default=d.videos, help="episodes shown as videos (default: %(default)s)")
     p.add_argument("--steps", type=int, default=d.steps, help="a world model's denoising steps per frame (default: %(default)s)")
-    p.add_argument("--sampler", default=d.sampler, help="a world model's sampler: euler or heun (default: %(default)s)")
+    p.add_argument("--sampler", default=d.sampler,
+                   help="a world model's sampler: euler, heun or euler_a (ancestral) (default: %(default)s)")
     p.add_argument("--context-sigma", type=float, default=d.context_sigma,
                    help="noise level a world model's context frames are shown at (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")

@@ -140,7 +140,7 @@ class Rollout:
                 calls["n"] += 1
             return model.denoiser(x, sigma, c, cache=cache, write_cache=write, **kw)
 
-        x = SAMPLERS[cfg.sampler](denoiser, x0, self._sigmas, cond, guidance=cfg.guidance or None)
+        x = SAMPLERS[cfg.sampler](denoiser, x0, self._sigmas, cond, guidance=cfg.guidance or None, noise=self._noise)
         if fused:
             model.net.trim_cache(cache, self.window)
         else:

@@ -21,7 +21,7 @@ from worldsim.errors import ConfigError
 
 def add_rollout_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=3, help="denoising steps per frame (default 3)")
-    p.add_argument("--sampler", default="euler", help="euler or heun")
+    p.add_argument("--sampler", default="euler", help="euler, heun or euler_a (ancestral)")
     p.add_argument("--window", type=int, default=None, help="context frames kept in the KV cache")
     p.add_argument("--context-sigma", type=float, default=0.0, help="noise level of context frames (GameNGen)")
     p.add_argument("--resolution", type=int, nargs="+", default=None, help="H [W]: a trained resolution")
