@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from worldsim import pretrained
+from worldsim.sim.registry import scene_names
+
 
 
 def test_demo_end_to_end(run_cli, tmp_path):
@@ -29,7 +32,8 @@ def test_demo_end_to_end(run_cli, tmp_path):
 
 
 def test_demo_without_shipped_weights_suggests_train(run_cli, tmp_path):
-    res = run_cli("demo", "--scene", "collide", "--out", str(tmp_path / "x"))
+    unshipped = [s for s in scene_names() if s not in pretrained.available()]
+    res = run_cli("demo", "--scene", unshipped[0], "--out", str(tmp_path / "x"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "no shipped model" in res.stderr and "--train" in res.stderr
     assert not (tmp_path / "x").exists()
