@@ -8,7 +8,6 @@ from worldsim import pretrained
 from worldsim.sim.registry import scene_names
 
 
-
 def test_demo_end_to_end(run_cli, tmp_path):
     """The README's main job at small size: record, shipped model, paired rollouts, report, headline figures."""
     out = tmp_path / "demo"
