@@ -242,3 +242,15 @@ def test_evaluation_never_imports_training_code_or_lightning():
             "print(bad)\nassert not bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_tables_module_without_metrics_files_prints_usage(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nope.json"
+    for args in ([], [str(missing)]):
+        r = subprocess.run([sys.executable, "-m", "worldsim.eval.tables", *args], capture_output=True, text=True)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("usage: python -m worldsim.eval.tables")
+    assert str(missing) in r.stderr

@@ -175,6 +175,10 @@ def consistency_markdown(paths: list[str | Path]) -> str:
 
 
 if __name__ == "__main__":
+    missing = [p for p in sys.argv[1:] if not Path(p).is_file()]
+    if not sys.argv[1:] or missing:
+        sys.exit("usage: python -m worldsim.eval.tables METRICS.json [METRICS.json ...] (written by `worldsim "
+                 f"evaluate --out DIR`){'; not a file: ' + ', '.join(missing) if missing else ''}")
     print(markdown(sys.argv[1:]) + "\n\n" + probes_markdown(sys.argv[1:]))
     if any("consistency" in json.loads(Path(p).read_text()) for p in sys.argv[1:]):
         print("\n" + consistency_markdown(sys.argv[1:]))
