@@ -106,7 +106,7 @@ def sample_euler_ancestral(denoiser: Denoiser, x: torch.Tensor, plan: torch.Tens
     sample commit to one of them. `noise(shape)` draws it (default: torch's global generator)."""
     plan = _levels(plan, x)
     B = x.shape[0]
-    draw = noise if noise is not None else (lambda shape: torch.randn(shape))
+    draw = noise or torch.randn
     for i in range(plan.shape[0] - 1):
         s, s_next = plan[i], plan[i + 1]                                             # (T,) each
         denoised = guided(denoiser, x, s.expand(B, -1), cond, guidance, extra_args)

@@ -165,7 +165,7 @@ def _sample(model: WorldModel, x: torch.Tensor, plan: torch.Tensor, mode: str, s
     with tqdm(total=plan.shape[0] - 1, unit="step", desc=f"generate {mode}", disable=not progress) as bar:
         return SAMPLERS[sampler](denoiser, x0, plan, cond, guidance=guidance or None, extra_args=extra,
                                  callback=lambda info: bar.update(1),
-                                 noise=lambda shape: torch.randn(shape, generator=g).to(x0.device))
+                                 noise=lambda shape: torch.randn(shape, generator=g))
 
 
 def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance, sigma_start,
