@@ -32,7 +32,7 @@ from worldsim.eval.stats import N_RESAMPLES, bootstrap, bootstrap_mean, nanmean
 
 VARIANCE_SEED_OFFSET = 10_000  # the physical-variance take uses another perturbation draw than the baseline
 VIDEO_EPISODES = 4
-PROBES = ("consistency",)
+PROBES = ("consistency", "response")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class EvalConfig:
     videos: int = VIDEO_EPISODES
     baselines: tuple[str, ...] = PR.BASELINES
     bootstrap: int = N_RESAMPLES
-    probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py)
+    probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py), "response" (response.py)
     adherence: int = 0  # text->video prompts scored for adherence (adherence.py; models with generate(mode="t2v"))
     holdout: str | None = None  # held-out quantity (worldsim.data.splits) for distribution "heldout"
     steps: int = 3  # a world model's denoising steps per frame (worldsim.rollout.RolloutConfig)
@@ -157,6 +157,10 @@ def _validate(cfg: EvalConfig) -> None:
         if "cuts" in applicable(cfg.scene) and cfg.horizon <= CUT_STEPS[1]:
             raise ConfigError(f"the cut probe needs a horizon above {CUT_STEPS[1]}, got {cfg.horizon}",
                               field="--horizon")
+    if "response" in cfg.probes:
+        from worldsim.eval.response import agents
+
+        agents(cfg.scene)  # ConfigError for a scene without actuated objects
     if cfg.adherence < 0:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
     if cfg.adherence:
@@ -281,6 +285,14 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
             resolution=cfg.resolution, distribution=cfg.distribution, batch_size=cfg.batch_size,
             n_resamples=cfg.bootstrap, holdout=cfg.holdout)
         figures["thresholds"]["consistency"] = consistency.THRESHOLDS
+    if "response" in cfg.probes:
+        from worldsim.eval import response
+
+        figures["response"] = response.run(
+            cfg.scene, run, episodes, context=cfg.context, horizon=cfg.horizon, seed=cfg.seed,
+            batch_size=cfg.batch_size, n_resamples=cfg.bootstrap,
+            given={name: paired.prediction for name, paired in rollouts.items()})
+        figures["thresholds"]["response"] = response.THRESHOLDS
     if cfg.adherence:
         from worldsim.eval import adherence
 
@@ -340,7 +352,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="id, ood, ood:NAME or heldout (worldsim.data.splits' held-out combinations), or several separated by commas for a generalisation table "
                         "(one sub-folder each; default: %(default)s)")
     p.add_argument("--probes", default="", help="extra probe families, comma-separated: consistency (camera cuts, "
-                   "orbit 3D consistency, push persistence; docs/metrics.md)")
+                   "orbit 3D consistency, push persistence), response (mirrored actions; docs/metrics.md)")
     p.add_argument("--adherence", type=int, default=0,
                    help="text->video prompts scored for prompt adherence (the model needs generate(mode='t2v'))")
     p.add_argument("--holdout", default=None,

@@ -18,6 +18,7 @@ import json
 import imageio.v3 as iio
 import numpy as np
 
+from worldsim.eval.tables import probe_sets
 from worldsim.viz.video import upscale
 
 PANEL_PX = 128
@@ -137,7 +138,8 @@ code{background:#f4f4f4;padding:1px 4px}
 
 
 CONSISTENCY_LABELS = {"cuts": "objects across camera cuts", "orbit": "3D consistency under the orbiting camera",
-                      "push": "a pushed block stays where it was pushed"}
+                      "push": "a pushed block stays where it was pushed",
+                      "response": "Action response: the agent under its actions and under their mirror image"}
 
 
 def render_html(evaluation) -> str:
@@ -250,19 +252,18 @@ def render_html(evaluation) -> str:
         parts.append(f"<h2>Violation of expectation ({v['sets_per_type']} sets per type)</h2><table><tr><th>scorer"
                      f"</th>{head}</tr>{rows}</table><div class=muted>Accuracy: fraction of sets where the possible clip "
                      "is strictly less surprising than its impossible twin (chance 0.5).</div>")
-    # consistency probes and prompt adherence
-    if fig.get("consistency"):
-        for probe, d in fig["consistency"].items():
-            preds = list(d["scores"])
-            keys = list(d["scores"][preds[0]])
-            keys = [kk for kk in keys if not kk.endswith("_per_step")]
-            head = "".join(f"<th>{e(kk)}</th>" for kk in keys)
-            rows = "".join(f"<tr{' class=model' if n == model else ''}><td>{e(n)}</td>"
-                           + "".join(f"<td>{_fmt(d['scores'][n][kk])}</td>" for kk in keys) + "</tr>" for n in preds)
-            parts.append(f"<h2>Consistency: {e(CONSISTENCY_LABELS.get(probe, probe))} ({d['episodes']} episodes, "
-                         f"{d['checked']} with a check, {d['horizon']}-frame rollouts)</h2><table><tr><th>predictor</th>"
-                         f"{head}</tr>{rows}</table><div class=muted>Pass rate per episode (the exact simulator scores "
-                         "1); errors in px; definitions in docs/metrics.md.</div>")
+    # consistency and action-response probes, prompt adherence
+    for probe, d in probe_sets(fig).items():
+        preds = list(d["scores"])
+        keys = list(d["scores"][preds[0]])
+        keys = [kk for kk in keys if not kk.endswith("_per_step")]
+        head = "".join(f"<th>{e(kk)}</th>" for kk in keys)
+        rows = "".join(f"<tr{' class=model' if n == model else ''}><td>{e(n)}</td>"
+                       + "".join(f"<td>{_fmt(d['scores'][n][kk])}</td>" for kk in keys) + "</tr>" for n in preds)
+        title = ("" if probe == "response" else "Consistency: ") + CONSISTENCY_LABELS.get(probe, probe)
+        parts.append(f"<h2>{e(title)} ({d['episodes']} episodes, {d['checked']} with a check, {d['horizon']}-frame rollouts)</h2><table><tr><th>predictor</th>"
+                     f"{head}</tr>{rows}</table><div class=muted>Pass rate per episode (the exact simulator scores "
+                     "1); errors in px; definitions in docs/metrics.md.</div>")
     if fig.get("adherence"):
         a = fig["adherence"]
         rows = "".join(f"<tr><td>{e(n)}</td><td>{_fmt(v)}</td></tr>" for n, v in a["scores"].items())

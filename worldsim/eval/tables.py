@@ -143,15 +143,20 @@ def generalisation_all_markdown(paths: list[str | Path]) -> str:
             base = ests[0]["value"] if ests[0] else None
             ratios = [f"{e['value'] / base:.2f}" if base and e and e["value"] is not None else "–" for e in ests[1:]]
             lines.append("| " + " | ".join([name, label, *[_cell(e) for e in ests], *ratios]) + " |")
-        for probe, d in figs[0].get("consistency", {}).items():
+        for probe, d in probe_sets(figs[0]).items():
             key = next(k for k in d["scores"][name] if k.endswith("pass_rate")) if name in d["scores"] else None
             if key is None:
                 continue
-            ests = [f.get("consistency", {}).get(probe, {}).get("scores", {}).get(name, {}).get(key) for f in figs]
+            ests = [probe_sets(f).get(probe, {}).get("scores", {}).get(name, {}).get(key) for f in figs]
             base = ests[0]["value"] if ests[0] else None
             ratios = [f"{e['value'] / base:.2f}" if base and e and e["value"] is not None else "–" for e in ests[1:]]
             lines.append("| " + " | ".join([name, key.replace("_", " "), *[_cell(e) for e in ests], *ratios]) + " |")
     return "\n".join(lines)
+
+
+def probe_sets(fig: dict) -> dict:
+    """The consistency probes and the action-response probe of one metrics.json: {probe: {"scores": ...}}."""
+    return {**fig.get("consistency", {}), **({"response": fig["response"]} if fig.get("response") else {})}
 
 
 CONSISTENCY_FIGURES = [("pass rate", "pass_rate"), ("error (px)", "error_px"), ("drift (px)", "drift_px"),
@@ -159,12 +164,13 @@ CONSISTENCY_FIGURES = [("pass rate", "pass_rate"), ("error (px)", "error_px"), (
 
 
 def consistency_markdown(paths: list[str | Path]) -> str:
-    """One row per (scene, probe, predictor) of the consistency probes: pass rate, error and lost fraction."""
+    """One row per (scene, probe, predictor) of the consistency and action-response probes: pass rate, error and
+    lost fraction."""
     head = ["scene", "probe", "predictor", "pass rate", "error (px)", "lost", "episodes checked"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in paths:
         fig = json.loads(Path(p).read_text())
-        for probe, d in fig.get("consistency", {}).items():
+        for probe, d in probe_sets(fig).items():
             for name, v in d["scores"].items():
                 rate = next((v[k] for k in v if k.endswith("pass_rate")), None)
                 err = next((v[k] for k in v if (k.endswith("error_px") or k.endswith("drift_px"))), None)
@@ -180,5 +186,5 @@ if __name__ == "__main__":
         sys.exit("usage: python -m worldsim.eval.tables METRICS.json [METRICS.json ...] (written by `worldsim "
                  f"evaluate --out DIR`){'; not a file: ' + ', '.join(missing) if missing else ''}")
     print(markdown(sys.argv[1:]) + "\n\n" + probes_markdown(sys.argv[1:]))
-    if any("consistency" in json.loads(Path(p).read_text()) for p in sys.argv[1:]):
+    if any(probe_sets(json.loads(Path(p).read_text())) for p in sys.argv[1:]):
         print("\n" + consistency_markdown(sys.argv[1:]))

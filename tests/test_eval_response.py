@@ -1,0 +1,52 @@
+"""The action-response probe (issue 9, `push`): under mirrored actions MuJoCo's pusher goes elsewhere; the exact
+simulator follows it, a predictor that ignores actions (copy-last) does not, and a bad request is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldsim.cli import main as cli_main
+from worldsim.eval import response as R
+from worldsim.eval.paired import fresh_episodes
+from worldsim.eval.predictor import CopyLast
+
+K, H = 3, 12
+
+
+@pytest.fixture(scope="module")
+def push_episodes():
+    return fresh_episodes("push", 4, K + H, seed=0)
+
+
+def test_mirrored_negates_only_the_actions_after_the_context(push_episodes):
+    ep = push_episodes
+    flipped = R.mirrored(ep, K)
+    assert np.array_equal(flipped.actions[:, :K - 1], ep.actions[:, :K - 1])
+    assert np.array_equal(flipped.actions[:, K - 1:], -ep.actions[:, K - 1:])
+    assert np.array_equal(flipped.frames, ep.frames) and flipped.actions is not ep.actions
+
+
+def test_the_exact_simulator_follows_the_actions_and_copy_last_ignores_them(push_episodes):
+    out = R.run("push", {"copy-last": CopyLast()}, push_episodes, context=K, horizon=H, n_resamples=100)
+    assert out["agents"] == ["pusher"] and out["checked"] >= 3
+    exact, copy = out["scores"]["mujoco (exact)"], out["scores"]["copy-last"]
+    assert exact["separation_px"]["value"] > 1.0  # mirrored actions move MuJoCo's pusher measurably apart
+    assert exact["separation_error_px"]["value"] == 0.0 and exact["response_pass_rate"]["value"] == 1.0
+    assert exact["separation_ratio"]["value"] == pytest.approx(1.0)
+    assert copy["separation_px"]["value"] == 0.0 and copy["separation_ratio"]["value"] == 0.0
+    assert copy["separation_error_px"]["value"] == pytest.approx(exact["separation_px"]["value"])
+    assert copy["response_pass_rate"]["value"] < 1.0
+
+
+def test_evaluate_reports_the_response_probe_and_refuses_a_scene_without_actions(capsys, tmp_path):
+    from worldsim.eval.tables import consistency_markdown
+
+    out = tmp_path / "push"
+    assert cli_main(["evaluate", "--scene", "push", "--episodes", "2", "--context", str(K), "--horizon", "6",
+                     "--videos", "1", "--probes", "response", "--out", str(out)]) == 0
+    assert "Action response" in (out / "report.html").read_text()
+    assert "| push | response | copy-last |" in consistency_markdown([out / "metrics.json"])
+    assert cli_main(["evaluate", "--scene", "bounce", "--probes", "response", "--episodes", "1",
+                     "--out", str(tmp_path / "b")]) != 0
+    assert "--probes" in capsys.readouterr().err and not (tmp_path / "b").exists()
