@@ -261,9 +261,9 @@ def render_html(evaluation) -> str:
         rows = "".join(f"<tr{' class=model' if n == model else ''}><td>{e(n)}</td>"
                        + "".join(f"<td>{_fmt(d['scores'][n][kk])}</td>" for kk in keys) + "</tr>" for n in preds)
         title = ("" if probe == "response" else "Consistency: ") + CONSISTENCY_LABELS.get(probe, probe)
-        parts.append(f"<h2>{e(title)} ({d['episodes']} episodes, {d['checked']} with a check, {d['horizon']}-frame rollouts)</h2><table><tr><th>predictor</th>"
-                     f"{head}</tr>{rows}</table><div class=muted>Pass rate per episode (the exact simulator scores "
-                     "1); errors in px; definitions in docs/metrics.md.</div>")
+        parts.append(f"<h2>{e(title)} ({d['episodes']} episodes, {d['checked']} with a check, {d['horizon']}-frame "
+                     f"rollouts)</h2><table><tr><th>predictor</th>{head}</tr>{rows}</table><div class=muted>Pass rate per "
+                     "episode (the exact simulator scores 1); errors in px; definitions in docs/metrics.md.</div>")
     if fig.get("adherence"):
         a = fig["adherence"]
         rows = "".join(f"<tr><td>{e(n)}</td><td>{_fmt(v)}</td></tr>" for n, v in a["scores"].items())

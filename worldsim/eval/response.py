@@ -8,9 +8,9 @@ frames by the colour parser (`parse.py`) in MuJoCo's two rollouts (the exact sim
 and the A–B separations compared step by step.
 
 Per episode (NaN where nothing is checked): `separation_px` (the predictor's A–B distance at the last step),
-`separation_error_px` (|predictor's − MuJoCo's| separation at the last step), `response_pass_rate` (checked steps where
-that error is within `RESPONSE_TOLERANCE_PX`) and `response_missing` (checked steps where the predictor lost the agent in
-either rollout). A step is checked when the parser finds the agent, off the image border, in both of MuJoCo's
+`separation_error_px` (|predictor's − MuJoCo's| separation at the last step), `response_pass_rate` (checked steps
+where that error is within `RESPONSE_TOLERANCE_PX`) and `response_missing` (checked steps where the predictor lost
+the agent in either rollout). A step is checked when the parser finds the agent, off the image border, in both of MuJoCo's
 frames. Copy-last separates nothing and scores MuJoCo's separation as its error; the exact simulator scores 0.
 Over the episodes, `separation_ratio` = the predictor's mean separation at the last step ÷ MuJoCo's (1: the actions
 move the agent as far as in MuJoCo; 0: ignored), with a paired bootstrap interval.
