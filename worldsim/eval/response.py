@@ -35,21 +35,15 @@ def agents(scene: str) -> list[int]:
     """Indices of the scene's actuated objects; the probe needs at least one and a symmetric action box."""
     from worldsim.sim.events import actuated_objects
     from worldsim.sim.registry import get_scene
-    from worldsim.sim.scene_env import SceneEnv
 
     sc = get_scene(scene)
     found = sorted(actuated_objects(sc))
     if not found:
         raise ConfigError(f"the action-response probe needs a scene with an actuated object, not {scene!r}",
                           field="--probes")
-    env = SceneEnv(scene, resolution=16, visibility=False)
-    try:
-        space = env.action_space
-        if not np.allclose(space.low, -space.high):
-            raise ConfigError(f"{scene!r}'s action box is not symmetric, so negated actions leave it",
-                              field="--probes")
-    finally:
-        env.close()
+    lo, hi = sc.model.actuator_ctrlrange.T  # the env's action box (scene_env.SceneEnv.action_space)
+    if not np.allclose(lo, -hi):
+        raise ConfigError(f"{scene!r}'s action box is not symmetric, so negated actions leave it", field="--probes")
     return found
 
 
@@ -86,6 +80,7 @@ def run(scene: str, predictors: dict, episodes: Episodes, *, context: int, horiz
     truth_b = rollout(exact, flipped, context, horizon, seed=seed, batch_size=batch_size).prediction
     truth_a = episodes.frames[:, context:context + horizon]
     sep_true, check = separations(truth_a, truth_b, colours, agent)
+    true_last = nanmean(np.where(check[:, -1], sep_true[:, -1], np.nan), -1)  # (B,) MuJoCo's, at the last step
     scores = {}
     for name, p in {"mujoco (exact)": exact, **predictors}.items():
         pred_a = truth_a if p is exact else (given or {}).get(name)
@@ -103,9 +98,8 @@ def run(scene: str, predictors: dict, episodes: Episodes, *, context: int, horiz
             "response_missing": np.where(n > 0, (check & np.isnan(sep)).sum((1, 2)) / np.maximum(n, 1), np.nan),
         }
         scores[name] = {k: bootstrap_mean(v, n_resamples=n_resamples, seed=seed).to_json() for k, v in figures.items()}
-        both = np.where(check[:, -1], 1.0, np.nan)  # (B, N): the same checked episodes for both means
         scores[name]["separation_ratio"] = bootstrap(
-            lambda a, b: nanmean(a, 0).mean() / nanmean(b, 0).mean(), nanmean(sep[:, -1] * both, -1),
-            nanmean(sep_true[:, -1] * both, -1), n_resamples=min(n_resamples, 1000), seed=seed).to_json()
+            lambda a, b: nanmean(a) / nanmean(b), figures["separation_px"], true_last,
+            n_resamples=min(n_resamples, 1000), seed=seed).to_json()
     return {"episodes": len(episodes), "checked": int((check.sum((1, 2)) > 0).sum()), "horizon": horizon,
             "agents": [get_scene(scene).spec.objects[k].name for k in agent], "scores": scores}
