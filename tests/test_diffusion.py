@@ -9,6 +9,8 @@ import torch
 
 from worldsim import diffusion as D
 from worldsim.diffusion import plans
+from worldsim.diffusion.fade import FadeConfig, fade_context
+from worldsim.diffusion.loss import draw
 from worldsim.errors import ConfigError
 from worldsim.models import Cond, build_model
 
@@ -79,6 +81,62 @@ def test_loss_skips_context_frames_and_gives_them_small_noise():
     l1 = D.loss(liar, x[:2], sigma=sig, noise=noise, context=ctx1)
     l2 = D.loss(lambda x_, s_, c=None: x_, x[:2], sigma=sig, noise=noise, context=ctx1)
     assert torch.equal(l1, l2)
+
+
+def _moving_square_clip(frames: int = 8) -> torch.Tensor:
+    """(1, T, 3, 16, 16): a grey box with a static 1-px line at row 1 and a red 3x3 square moving 1 px a frame."""
+    x = torch.full((1, frames, 3, 16, 16), 0.6)
+    x[..., 1, :] = -0.8
+    for t in range(frames):
+        x[0, t, :, 8:11, 3 + t:6 + t] = torch.tensor([0.8, -0.8, -0.8])[:, None, None]
+    return x
+
+
+def test_fade_scales_moving_objects_and_leaves_the_background():
+    x = _moving_square_clip()
+    ones, zeros = torch.ones(1, 8), torch.zeros(1, 8)
+    assert torch.equal(fade_context(x, ones, zeros), x)  # alpha 1, no blur: untouched
+    for blur in (0.0, 1.0):
+        y = fade_context(x, torch.full((1, 8), 0.3), torch.full((1, 8), blur))
+        # The square keeps 0.3 of its difference from the background (a blur moves it but keeps its sum) ...
+        assert torch.allclose((y - 0.6)[..., 4:, :].sum(dim=(2, 3, 4)), 0.3 * (x - 0.6)[..., 4:, :].sum(dim=(2, 3, 4)),
+                              atol=1e-4)
+        # ... and the static line and everything far from the square are exactly as they were.
+        assert torch.equal(y[..., :4, :], x[..., :4, :])
+    blurred = fade_context(x, ones, torch.full((1, 8), 1.0))
+    assert (blurred - x)[0, :, 0, 8:11].abs().amax() > 0.1  # the square's own pixels lost contrast to its rim
+
+
+def test_fade_draws_only_context_frames_and_nothing_when_off():
+    off, on = D.LossConfig(p_context=1.0), D.LossConfig(p_context=1.0, fade=FadeConfig(p=1.0, min_alpha=0.2))
+    a = draw((16, 6, 3, 4, 4), off, torch.Generator().manual_seed(0))
+    b = draw((16, 6, 3, 4, 4), on, torch.Generator().manual_seed(0))
+    assert a.fade is None
+    assert torch.equal(a.sigma, b.sigma) and torch.equal(a.noise, b.noise)  # runs without fading keep their draws
+    alpha, blur = b.fade
+    assert torch.equal(alpha < 1, b.context) and ((alpha >= 0.2) & (alpha <= 1)).all()
+    assert (blur[~b.context] == 0).all() and (blur[b.context] > 0).all()
+    half = b.rows(slice(0, None, 2))
+    assert torch.equal(half.fade[0], alpha[::2])
+    with pytest.raises(ConfigError, match="p"):
+        FadeConfig(p=1.5)
+
+
+def test_loss_shows_faded_context_and_scores_clean_frames():
+    seen = {}
+
+    def exact(x_, sigma_, cond=None):
+        seen["x"] = x_
+        return x_
+
+    x = _moving_square_clip().expand(4, -1, -1, -1, -1).contiguous()
+    cfg = D.LossConfig(p_context=1.0, patterns=("first_k",), context_sigma=0.0, fade=FadeConfig(p=1.0))
+    drawn = draw(tuple(x.shape), cfg, torch.Generator().manual_seed(1))
+    D.loss(exact, x, cfg=cfg, drawn=drawn)
+    shown = seen["x"] - drawn.sigma[:, :, None, None, None] * drawn.noise
+    ctx = drawn.context
+    assert torch.allclose(shown[~ctx], x[~ctx], atol=1e-6)  # scored frames: the clean clip plus its noise
+    assert (shown[ctx] - x[ctx]).abs().amax() > 0.1  # context frames: faded
 
 
 # -- plans ------------------------------------------------------------------------------------------------------

@@ -242,6 +242,33 @@ def test_unknown_config_key(store, tmp_path):
     assert "learning_rate" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_unknown_loss_keys_name_their_section():
+    from worldsim.errors import ConfigError
+    from worldsim.training.module import loss_config
+    assert loss_config({"fade": {"p": 0.5}}).fade.p == 0.5
+    for given, where in (({"fade": {"alpha": 0.3}}, "model.loss.fade.alpha"),
+                         ({"edm": {"pmean": 0}}, "model.loss.edm.pmean"), ({"fading": {}}, "model.loss.fading")):
+        with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+            loss_config(given)
+
+
+def test_resume_with_other_model_settings_is_an_error(store, tmp_path):
+    """Resuming keeps the checkpoint's model: a config that differs names the field, for a path and for `last`;
+    a checkpoint that cannot be read names the file."""
+    import yaml
+    model = yaml.safe_load(DEBUG.read_text())["model"]
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": {**model, "lr": 0.5, "max_steps": 3}}, ckpt)
+    for given in (str(ckpt), "last"):
+        res = fit(tmp_path / "run", store, "--ckpt_path", given)
+        assert res.returncode != 0
+        assert "model.lr" in res.stderr and "0.5" in res.stderr and "Traceback" not in res.stderr
+    ckpt.write_bytes(b"PK\x03\x04 truncated")
+    res = fit(tmp_path / "run", store, "--ckpt_path", "last")
+    assert res.returncode != 0 and "last.ckpt" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_stores_of_different_frame_skip(store, tmp_path):
     other = _record(tmp_path / "fs.zarr", "train", 1, frame_skip=100)
     _record(other, "val", 1, frame_skip=100)

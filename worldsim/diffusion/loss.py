@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma
+from worldsim.diffusion.fade import FadeConfig, draw_fade, fade_context
 from worldsim.errors import ConfigError
 
 PATTERNS = ("first", "first_k", "last_k", "first_last")  # besides "all noisy"
@@ -22,6 +23,7 @@ class LossConfig:
     patterns: tuple[str, ...] = PATTERNS
     context_sigma: float = 0.1  # context frames get sigma ~ U(0, this): robust to imperfect generated context
     p_bidirectional: float = 0.0  # share of steps run without the causal mask (passes causal=False to the net)
+    fade: FadeConfig = field(default_factory=FadeConfig)  # context frames shown faded (`fade`); off by default
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
@@ -59,16 +61,19 @@ def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Gene
 @dataclass(frozen=True)
 class Draw:
     """The random part of one loss evaluation: per-frame noise levels and context mask (B, T), the noise
-    (B, T, C, H, W), and whether this step runs without the causal mask."""
+    (B, T, C, H, W), whether this step runs without the causal mask, and the context fading (alpha, blur), each
+    (B, T), or None."""
 
     sigma: torch.Tensor
     noise: torch.Tensor
     context: torch.Tensor
     causal: bool = True
+    fade: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def rows(self, index) -> "Draw":
         """The draw of clips `index` (e.g. one data-parallel rank's slice of the global batch)."""
-        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal)
+        fade = None if self.fade is None else tuple(f[index] for f in self.fade)
+        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal, fade)
 
 
 def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torch.Generator | None = None) -> Draw:
@@ -81,7 +86,8 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
     sigma = torch.where(context, ctx_sigma, sigma)
     noise = torch.randn(shape, generator=generator)
     causal = not (cfg.p_bidirectional > 0 and float(torch.rand((), generator=generator)) < cfg.p_bidirectional)
-    return Draw(sigma, noise, context, causal)
+    # Drawn last and only when on, so runs without fading keep every draw they had before it existed.
+    return Draw(sigma, noise, context, causal, draw_fade(context, cfg.fade, generator))
 
 
 def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),
@@ -91,11 +97,12 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     """EDM loss of `denoiser` on clean clips x (B, T, C, H, W) in [-1, 1]; a scalar.
 
     Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
-    by the number of frames (B T).
+    by the number of frames (B T). With a drawn fade, the network sees the faded context (`fade`) while the frames
+    it is scored on stay the clean x.
     `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
     not given is drawn from `generator`."""
     dev = x.device
-    kwargs = {}
+    kwargs, fade = {}, None
     if drawn is None and (sigma is None or noise is None or context is None):
         drawn = draw(tuple(x.shape), cfg, generator)
     if drawn is not None:
@@ -104,8 +111,10 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
         context = drawn.context if context is None else context
         if not drawn.causal:
             kwargs["causal"] = False
+        fade = drawn.fade
     sigma, noise, context = sigma.to(dev), noise.to(dev, x.dtype), context.to(dev)
-    xt = x + per_frame(sigma) * noise                                                      # (B, T, C, H, W)
+    shown = x if fade is None else fade_context(x, *fade)
+    xt = shown + per_frame(sigma) * noise                                                  # (B, T, C, H, W)
     denoised = denoiser(xt, sigma, cond, **kwargs)
     per_frame_err = (denoised.float() - x.float()).pow(2).mean(dim=(2, 3, 4))             # (B, T)
     target = (~context).float()

@@ -105,7 +105,38 @@ class ExportOnFitEnd(L.Callback):
                data=trainer.datamodule.stores if trainer.datamodule is not None else None, steps=trainer.global_step)
 
 
+# Model arguments filled by links (from the data and the trainer), not by the user: never compared on resume.
+LINKED_MODEL_KEYS = {"scene", "max_steps"}
+
+
+def check_resume(ckpt_path, root: str, model_cfg: dict, argv: list[str]) -> None:
+    """A resumed run keeps its checkpoint's model: a config whose model settings differ from the checkpoint's is an
+    error naming the first field that differs. (LightningCLI would replace them with the checkpoint's, silently,
+    and only for an explicit path, not for `last`.)"""
+    if not ckpt_path:
+        return
+    path = Path(root) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        return  # `last` before the first checkpoint starts from scratch; a missing path is Lightning's error
+    import torch
+
+    try:
+        saved = torch.load(path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
+    except Exception as e:  # truncated, not a checkpoint, or holding objects a safe load refuses
+        raise ConfigError(f"cannot read the checkpoint to resume from: {type(e).__name__}: {str(e)[:200]}",
+                          source=str(path), field="ckpt_path") from None
+    for key in sorted((set(saved) & set(model_cfg)) - LINKED_MODEL_KEYS):
+        if saved[key] != model_cfg[key]:
+            raise ConfigError(f"the checkpoint {path} was trained with model.{key} = {saved[key]!r}, the config says "
+                              f"{model_cfg[key]!r}; a resumed run keeps its checkpoint's model settings: set them "
+                              "back, or start a new run folder (--trainer.default_root_dir)",
+                              source=_given_in(f"model.{key}", argv), field=f"model.{key}")
+
+
 class FitCLI(LightningCLI):
+    def _parse_ckpt_path(self) -> None:
+        """Resuming never rewrites the config from the checkpoint: `before_instantiate_classes` checks they agree."""
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data", "model.scene", compute_fn=lambda data: data.describe(), apply_on="instantiate")
         parser.link_arguments("trainer.max_steps", "data.max_steps")
@@ -119,6 +150,7 @@ class FitCLI(LightningCLI):
         root = cfg.trainer.default_root_dir or "runs/default"
         cfg.trainer.default_root_dir = root
         check_run_paths(_plain(cfg.trainer), sys.argv[2:])
+        check_resume(cfg.get("ckpt_path"), root, _plain(cfg.model), sys.argv[2:])
         if cfg.trainer.max_steps is None or cfg.trainer.max_steps < 1:
             cfg.trainer.max_steps = 1000
 
