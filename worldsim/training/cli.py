@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path, PurePath
 
+import torch
 import yaml
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -118,8 +119,6 @@ def check_resume(ckpt_path, root: str, model_cfg: dict, argv: list[str]) -> None
     path = Path(root) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if not path.is_file():
         return  # `last` before the first checkpoint starts from scratch; a missing path is Lightning's error
-    import torch
-
     try:
         saved = torch.load(path, weights_only=True, map_location="cpu").get("hyper_parameters") or {}
     except Exception as e:  # truncated, not a checkpoint, or holding objects a safe load refuses
