@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
 from worldsim.data.recorder import RecordConfig, record
-from worldsim.errors import StoreError
+from worldsim.errors import ConfigError, StoreError
+from worldsim.training.module import loss_config
 
 from conftest import ROOT
 
@@ -243,8 +245,6 @@ def test_unknown_config_key(store, tmp_path):
 
 
 def test_unknown_loss_keys_name_their_section():
-    from worldsim.errors import ConfigError
-    from worldsim.training.module import loss_config
     assert loss_config({"fade": {"p": 0.5}}).fade.p == 0.5
     for given, where in (({"fade": {"alpha": 0.3}}, "model.loss.fade.alpha"),
                          ({"edm": {"pmean": 0}}, "model.loss.edm.pmean"), ({"fading": {}}, "model.loss.fading")):
@@ -255,7 +255,6 @@ def test_unknown_loss_keys_name_their_section():
 def test_resume_with_other_model_settings_is_an_error(store, tmp_path):
     """Resuming keeps the checkpoint's model: a config that differs names the field, for a path and for `last`;
     a checkpoint that cannot be read names the file."""
-    import yaml
     model = yaml.safe_load(DEBUG.read_text())["model"]
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)

@@ -106,6 +106,11 @@ class ExportOnFitEnd(L.Callback):
                data=trainer.datamodule.stores if trainer.datamodule is not None else None, steps=trainer.global_step)
 
 
+def checkpoints_dir(root) -> Path:
+    """Where a run folder's checkpoints live (`last.ckpt`, `best.ckpt`): written by the trainer, read on resume."""
+    return Path(root) / "checkpoints"
+
+
 # Model arguments filled by links (from the data and the trainer), not by the user: never compared on resume.
 LINKED_MODEL_KEYS = {"scene", "max_steps"}
 
@@ -116,7 +121,7 @@ def check_resume(ckpt_path, root: str, model_cfg: dict, argv: list[str]) -> None
     and only for an explicit path, not for `last`.)"""
     if not ckpt_path:
         return
-    path = Path(root) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    path = checkpoints_dir(root) / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if not path.is_file():
         return  # `last` before the first checkpoint starts from scratch; a missing path is Lightning's error
     try:
@@ -167,7 +172,7 @@ class FitCLI(LightningCLI):
         config["plugins"] = [AtomicCheckpointIO()]
         callbacks = [*callbacks, EMA(decay=cfg.ema_decay), StopOnNonFinite(), ExportOnFitEnd(),
                      SampleVideos(every=cfg.sample_every), Throughput(log_every=cfg.trainer.log_every_n_steps or 10),
-                     ModelCheckpoint(dirpath=Path(root) / "checkpoints", save_last=True, save_top_k=1,
+                     ModelCheckpoint(dirpath=checkpoints_dir(root), save_last=True, save_top_k=1,
                                      monitor="val/loss", filename="best", every_n_train_steps=cfg.checkpoint_every)]
         return super()._instantiate_trainer(config, callbacks)
 
