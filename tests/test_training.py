@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,7 +18,10 @@ from safetensors.torch import load_file
 
 from worldsim.data.recorder import RecordConfig, record
 from worldsim.errors import ConfigError, StoreError
-from worldsim.training.module import loss_config
+from worldsim.weights import load_weights
+from worldsim.training.data import WorldDataModule
+from worldsim.training.export import export, export_checkpoint
+from worldsim.training.module import WorldModel, loss_config
 
 from conftest import ROOT
 
@@ -252,6 +256,36 @@ def test_unknown_loss_keys_name_their_section():
             loss_config(given)
 
 
+def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
+    """`model.init_weights` loads an exported file (or a shipped scene) into the network; a network of another shape,
+    a damaged file or an unknown name is an error naming the field and the file; the run's own checkpoint exports
+    without the starting file."""
+    scene = WorldDataModule(stores=[str(store)], windows=[4], batch_size=2).describe()
+    torch.manual_seed(1)
+    first = WorldModel(preset="debug", scene=scene)
+    weights = export(first, tmp_path / "first.safetensors")
+    torch.manual_seed(2)
+    tuned = WorldModel(preset="debug", scene=scene, init_weights=str(weights))
+    fresh = WorldModel(preset="debug", scene=scene)
+    for name, p in first.net.state_dict().items():
+        assert torch.equal(tuned.net.state_dict()[name], p), name
+    assert not torch.equal(fresh.net.state_dict()["blocks.0.attn.qkv.weight"], first.net.state_dict()["blocks.0.attn.qkv.weight"])
+    with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'blocks\.2\."):
+        WorldModel(preset="debug", scene=scene, overrides={"depth": 3}, init_weights=str(weights))
+    with pytest.raises(ConfigError, match="neither a weights file nor a shipped scene"):
+        WorldModel(preset="debug", scene=scene, init_weights="no_such_scene")
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ConfigError, match=r"damaged\.safetensors.*model\.init_weights"):
+        WorldModel(preset="debug", scene=scene, init_weights=str(damaged))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"hyper_parameters": dict(tuned.hparams), "state_dict": tuned.state_dict()}, ckpt)
+    weights.unlink()
+    _, meta = load_weights(export_checkpoint(ckpt, tmp_path / "out.safetensors"))
+    assert meta["scene"]["name"] == "bounce"
+
+
 def test_resume_with_other_model_settings_is_an_error(store, tmp_path):
     """Resuming keeps the checkpoint's model: a config that differs names the field, for a path and for `last`;
     a checkpoint that cannot be read names the file."""
@@ -266,6 +300,44 @@ def test_resume_with_other_model_settings_is_an_error(store, tmp_path):
     ckpt.write_bytes(b"PK\x03\x04 truncated")
     res = fit(tmp_path / "run", store, "--ckpt_path", "last")
     assert res.returncode != 0 and "last.ckpt" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_occlusion_share_draws_windows_that_hold_a_whole_occlusion(tmp_path):
+    """`data.occlusion_share: 1` draws only windows in which an object is seen, hidden and seen again (checked on the
+    stored visible fractions, not on the events the sampler read); 0 draws windows without one too; a window too
+    short to hold an occlusion is an error naming the setting."""
+    from worldsim.data.store import open_store
+
+    path = tmp_path / "occlusion16.zarr"
+    record(RecordConfig(store=str(path), scene="occlusion", split="train", episodes=4, frames=75, resolution=16,
+                        policy="zero", progress=False))
+    store = open_store(path)
+    ids = store.committed("train")
+    visible = [store.episode("train", int(i), ["object_visible"])["object_visible"] for i in ids]  # (T, K) each
+
+    def whole_occlusion(e: int, s: int, T: int) -> bool:
+        v = visible[e][s : s + T]  # (T, K)
+        for k in range(v.shape[1]):
+            seen = np.flatnonzero(v[:, k] > 0.2)
+            hidden = np.flatnonzero(v[:, k] < 0.02)
+            if any(seen[0] < h < seen[-1] for h in hidden) if len(seen) else False:
+                return True
+        return False
+
+    def held(share: float) -> list[bool]:
+        dm = WorldDataModule(stores=[str(path)], windows=[16], batch_size=4, val_batches=0, occlusion_share=share)
+        dm.setup("fit")
+        sampler = dm.train_dataloader().batch_sampler
+        (bucket,) = dm.train_buckets
+        return [whole_occlusion(int(bucket.episodes[w]), int(bucket.starts[w]), 16)
+                for step in range(25) for _, w in sampler.batch(step)]
+
+    assert all(held(1.0))
+    assert not all(held(0.0))
+    with pytest.raises(ConfigError, match=r"data\.occlusion_share"):
+        WorldDataModule(stores=[str(path)], windows=[2], val_batches=0, occlusion_share=0.5).setup("fit")
+    with pytest.raises(ConfigError, match=r"data\.occlusion_share"):
+        WorldDataModule(stores=[str(path)], occlusion_share=1.5)
 
 
 def test_stores_of_different_frame_skip(store, tmp_path):

@@ -11,7 +11,7 @@ run therefore sees exactly the batches an uninterrupted one would, with no sampl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -31,6 +31,7 @@ class Bucket:
     episodes: np.ndarray  # (n,) index into the store's loaded episodes
     starts: np.ndarray  # (n,) first frame of each window within its episode
     batch_size: int  # clips per batch drawn from this bucket
+    occlusions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # indices of the windows that hold a whole occlusion
 
 
 def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int, resolution: tuple[int, int]) -> int:
@@ -44,7 +45,7 @@ def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int
 class EpisodeArrays:
     """One split of one store, decoded into memory once (the default store sizes fit a 24 GiB machine easily)."""
 
-    def __init__(self, store: EpisodeStore, split: str):
+    def __init__(self, store: EpisodeStore, split: str, events: bool = False):
         self.store, self.split = store, split
         attrs = store.attrs
         self.path = store.path
@@ -58,7 +59,8 @@ class EpisodeArrays:
         if len(idx) == 0:
             raise StoreError(f"split {split!r} has no complete episodes", source=store.path, field=split)
         arrays = ["frames", "actions", "camera"]
-        eps = [store.episode(split, int(i), arrays + ["params", "caption"]) for i in idx]
+        extra = ["caption_events"] if events else []
+        eps = [store.episode(split, int(i), arrays + ["params", "caption", *extra]) for i in idx]
         self.frames = [e["frames"] for e in eps]  # (T_e, H, W, 3) uint8 each
         self.actions = [e["actions"].astype(np.float32) for e in eps]  # (T_e, A): action applied after frame t
         self.camera = [e["camera"].astype(np.int64) for e in eps]
@@ -66,6 +68,31 @@ class EpisodeArrays:
         spec = get_scene(self.scene).spec if self.scene in scene_names() else None
         self.params = [param_vector(spec, e["params"]) if spec else np.zeros(0, np.float32) for e in eps]
         self.lengths = np.array([len(f) for f in self.frames])
+        self.occlusions = [occlusion_spans(e.get("caption_events") or []) for e in eps] if events else None
+
+
+def occlusion_spans(events: list[dict]) -> list[tuple[int, int]]:
+    """(last frame seen, frame seen again) of each object hidden and seen again in an episode, from its recorded
+    `occluded` / `emerged` events (the thresholds the re-emergence metric uses, worldsim/sim/events.py)."""
+    hidden: dict[str, int] = {}
+    spans = []
+    for e in sorted(events, key=lambda e: e["frame"]):
+        if e.get("type") == "occluded":
+            hidden[e["object"]] = int(e["frame"])
+        elif e.get("type") == "emerged" and e["object"] in hidden:
+            spans.append((hidden.pop(e["object"]) - 1, int(e["frame"])))
+        elif e.get("type") == "cut":  # a new shot: what was hidden in the last one is not a reappearance here
+            hidden.clear()
+    return [(a, b) for a, b in spans if a >= 0]
+
+
+def holds_occlusion(starts: np.ndarray, window: int, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Which windows [s, s + window) hold a whole occlusion: the object's last frame seen before it hides and the
+    frame it is seen again, so the loss scores a reappearance whose cause is in the clip."""
+    held = np.zeros(len(starts), bool)
+    for seen, again in spans:
+        held |= (starts <= seen) & (again <= starts + window - 1)
+    return held
 
 
 def _check_compatible(parts: list[EpisodeArrays]) -> None:
@@ -117,8 +144,10 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     Under data parallelism the global batch (batch_size x world) is drawn the same way on every rank and each rank
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
-    def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1):
+    def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1,
+                 occlusion_share: float = 0.0):
         self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
+        self.occlusion_share = occlusion_share
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -129,7 +158,11 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     def batch(self, step: int) -> list[tuple[int, int]]:
         rng = np.random.default_rng([self.seed, step])
         b = int(rng.choice(len(self.buckets), p=self.weights))
-        windows = rng.integers(0, len(self.buckets[b].starts), self.buckets[b].batch_size * self.world)
+        bucket = self.buckets[b]
+        windows = rng.integers(0, len(bucket.starts), bucket.batch_size * self.world)
+        if self.occlusion_share > 0 and len(bucket.occlusions):  # drawn only when asked: other runs keep their order
+            chosen = rng.random(len(windows)) < self.occlusion_share
+            windows[chosen] = bucket.occlusions[rng.integers(0, len(bucket.occlusions), int(chosen.sum()))]
         return [(b, int(w)) for w in windows[self.rank :: self.world]]
 
     def __iter__(self):
@@ -171,12 +204,15 @@ class WorldDataModule(L.LightningDataModule):
         val_batches: fixed validation batches (drawn once with seed + 1 from the val split).
         num_workers: DataLoader worker processes (0 on a 2-core machine: loading is from memory).
         train_split, val_split: split names in the stores.
+        occlusion_share: the share of training clips drawn from windows that hold a whole occlusion (an object
+            seen, hidden and seen again, from the stores' recorded events), in buckets that have such windows;
+            0 draws every window alike. Validation windows are always drawn alike, so curves compare between runs.
     """
 
     def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
-                 pixels_per_batch: int | None = None):
+                 pixels_per_batch: int | None = None, occlusion_share: float = 0.0):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -185,12 +221,15 @@ class WorldDataModule(L.LightningDataModule):
                         ("pixels_per_batch", 1 if pixels_per_batch is None else pixels_per_batch)):
             if v < 1:
                 raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
+        if not 0.0 <= occlusion_share <= 1.0:
+            raise ConfigError(f"must be in [0, 1], got {occlusion_share}", field="data.occlusion_share")
         if any(w < 1 for w in windows):
             raise ConfigError(f"window lengths must be >= 1, got {windows}", field="data.windows")
         self.stores, self.windows = [str(s) for s in stores], windows
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
+        self.occlusion_share = occlusion_share
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
     # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
@@ -211,7 +250,9 @@ class WorldDataModule(L.LightningDataModule):
     def _load(self, split: str) -> list[EpisodeArrays]:
         if split not in self._parts:
             try:
-                parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split) for p in self.stores]
+                events = self.occlusion_share > 0 and split == self.train_split
+                parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events)
+                         for p in self.stores]
             except StoreError as e:  # a missing or empty split: name the setting that chose it
                 if e.field in ("split", split):
                     e.field = "data.train_split" if split == self.train_split else "data.val_split"
@@ -234,7 +275,15 @@ class WorldDataModule(L.LightningDataModule):
                     raise StoreError(f"no episode of split {split!r} has {T} frames (longest: {part.lengths.max()})",
                                      source=part.path, field="data.windows")
                 bs = bucket_batch_size(self.batch_size, self.pixels_per_batch, T, part.resolution)
-                buckets.append(Bucket(si, T, eps, starts, bs))
+                held = np.zeros(len(starts), bool)
+                if part.occlusions is not None:
+                    for e in range(len(part.lengths)):
+                        here = eps == e
+                        held[here] = holds_occlusion(starts[here], T, part.occlusions[e])
+                buckets.append(Bucket(si, T, eps, starts, bs, np.flatnonzero(held)))
+        if self.occlusion_share > 0 and split == self.train_split and not any(len(b.occlusions) for b in buckets):
+            raise ConfigError(f"no training window of {self.windows} frames holds a whole occlusion (an object seen, "
+                              f"hidden and seen again) in {self.stores}", field="data.occlusion_share")
         return buckets
 
     def setup(self, stage: str | None = None) -> None:
@@ -254,7 +303,8 @@ class WorldDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
-        sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world)
+        sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world,
+                                   self.occlusion_share)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 

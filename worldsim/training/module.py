@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
+from worldsim import pretrained
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
 from worldsim.diffusion.fade import FadeConfig
 from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss
-from worldsim.errors import ConfigError
+from worldsim.errors import ConfigError, WeightsError
 from worldsim.models import flops
 from worldsim.models.conditioning import Cond
 from worldsim.models.presets import model_config
 from worldsim.models.dit import VideoDiT
+from worldsim.weights import load_weights
 
 
 def loss_config(overrides: dict[str, Any]) -> LossConfig:
@@ -35,6 +38,29 @@ def loss_config(overrides: dict[str, Any]) -> LossConfig:
     if "patterns" in overrides:
         overrides["patterns"] = tuple(overrides["patterns"])
     return LossConfig(edm=EDMConfig(**edm), fade=FadeConfig(**fade), **overrides)
+
+
+def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
+    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape."""
+    path = Path(given)
+    if not path.is_file():
+        if given not in pretrained.available():
+            raise ConfigError(f"{given!r} is neither a weights file nor a shipped scene ({pretrained.available()})",
+                              field="model.init_weights")
+        path = pretrained.path(given)
+    try:
+        tensors, _ = load_weights(path)
+    except WeightsError as e:
+        raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
+    for name in sorted(set(expected) | set(tensors)):
+        have, want = tensors.get(name), expected.get(name)
+        if have is None or want is None or have.shape != want.shape:
+            raise ConfigError(f"tensor {name!r} is {'absent' if have is None else tuple(have.shape)}, this "
+                              f"model's is {'absent' if want is None else tuple(want.shape)}; fine-tuning needs the "
+                              "same network (preset and overrides) as the weights", source=path,
+                              field="model.init_weights")
+    return {k: v.to(expected[k].dtype) for k, v in tensors.items()}
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -54,12 +80,15 @@ class WorldModel(L.LightningModule):
         seed: training randomness (noise levels, noise, patterns, condition dropout) is a function of (seed, step).
         val_levels: noise levels of the fixed-grid validation loss.
         text: whether to condition on captions.
+        init_weights: start from these weights instead of a random draw (fine-tuning): an exported `.safetensors`
+            file, or a shipped scene's name (`bounce`). The network must be the same shape; the optimizer, schedule
+            and EMA start fresh.
     """
 
     def __init__(self, preset: str = "tiny", overrides: dict[str, Any] | None = None, scene: dict[str, Any] | None = None,
                  loss: dict[str, Any] | None = None, lr: float = 3e-4, weight_decay: float = 0.0,
                  warmup_steps: int = 100, max_steps: int = 1000, min_lr_ratio: float = 0.1, seed: int = 0,
-                 val_levels: int = 8, text: bool = True):
+                 val_levels: int = 8, text: bool = True, init_weights: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         if scene is None:
@@ -77,6 +106,8 @@ class WorldModel(L.LightningModule):
         self.net = VideoDiT(cfg, name=preset)
         self.loss_cfg = loss_config(loss or {})
         self.denoiser = EDMDenoiser(self.net, self.loss_cfg.edm)
+        if init_weights:
+            self.net.load_state_dict(initial_weights(init_weights, self.net.state_dict()))
 
     # --- conditioning ---------------------------------------------------------------------------------------
 
