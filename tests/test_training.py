@@ -269,7 +269,8 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     fresh = WorldModel(preset="debug", scene=scene)
     for name, p in first.net.state_dict().items():
         assert torch.equal(tuned.net.state_dict()[name], p), name
-    assert not torch.equal(fresh.net.state_dict()["blocks.0.attn.qkv.weight"], first.net.state_dict()["blocks.0.attn.qkv.weight"])
+    qkv = "blocks.0.attn.qkv.weight"
+    assert not torch.equal(fresh.net.state_dict()[qkv], first.net.state_dict()[qkv])  # the seeds do differ
     with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'blocks\.2\."):
         WorldModel(preset="debug", scene=scene, overrides={"depth": 3}, init_weights=str(weights))
     with pytest.raises(ConfigError, match="neither a weights file nor a shipped scene"):

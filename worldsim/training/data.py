@@ -31,7 +31,8 @@ class Bucket:
     episodes: np.ndarray  # (n,) index into the store's loaded episodes
     starts: np.ndarray  # (n,) first frame of each window within its episode
     batch_size: int  # clips per batch drawn from this bucket
-    occlusions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # indices of the windows that hold a whole occlusion
+    # indices (into `starts`) of the windows that hold a whole occlusion: filled only for `occlusion_share > 0`
+    occlusions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int, resolution: tuple[int, int]) -> int:
