@@ -266,21 +266,18 @@ class WorldDataModule(L.LightningDataModule):
         buckets = []
         for si, part in enumerate(parts):
             for T in self.windows:
-                eps, starts = [], []
+                eps, starts, held = [], [], []
                 for e, n in enumerate(part.lengths):
                     s = np.arange(0, n - T + 1, self.stride)
                     eps.append(np.full(len(s), e))
                     starts.append(s)
-                eps, starts = np.concatenate(eps), np.concatenate(starts)
+                    held.append(holds_occlusion(s, T, part.occlusions[e]) if part.occlusions is not None
+                                else np.zeros(len(s), bool))
+                eps, starts, held = np.concatenate(eps), np.concatenate(starts), np.concatenate(held)
                 if len(starts) == 0:
                     raise StoreError(f"no episode of split {split!r} has {T} frames (longest: {part.lengths.max()})",
                                      source=part.path, field="data.windows")
                 bs = bucket_batch_size(self.batch_size, self.pixels_per_batch, T, part.resolution)
-                held = np.zeros(len(starts), bool)
-                if part.occlusions is not None:
-                    for e in range(len(part.lengths)):
-                        here = eps == e
-                        held[here] = holds_occlusion(starts[here], T, part.occlusions[e])
                 buckets.append(Bucket(si, T, eps, starts, bs, np.flatnonzero(held)))
         if self.occlusion_share > 0 and split == self.train_split and not any(len(b.occlusions) for b in buckets):
             raise ConfigError(f"no training window of {self.windows} frames holds a whole occlusion (an object seen, "
