@@ -168,3 +168,38 @@ def test_evaluate_reports_voe_beside_the_oracle():
     with pytest.raises(ConfigError, match="occluder") as e:
         evaluate(EvalConfig(scene="bounce", voe=2, episodes=1, horizon=2))
     assert e.value.field == "--voe"
+
+
+def test_next_frame_surprise_is_the_teacher_forced_loss_of_each_frame_after_its_clean_past(tmp_path):
+    """The cached next-frame surprise equals, up to one constant per call, the same loss computed frame by frame with
+    an uncached forward over the clean past (differences between clips are what VoE compares)."""
+    from worldsim.diffusion.edm import loss_weight, per_frame
+    from worldsim.eval.world_model import WorldModelPredictor
+    from worldsim.models.load import save_model
+    from worldsim.models.presets import build_model
+
+    torch.manual_seed(0)
+    spec = get_scene("occlusion").spec
+    scene = {"name": "occlusion", "resolution": [16, 16], "frame_skip": spec.frame_skip, "fps": 25.0,
+             "cameras": list(spec.cameras), "action_low": [], "action_high": [], "param_names": [], "windows": [8]}
+    pred = WorldModelPredictor.load(save_model(tmp_path / "debug.safetensors", build_model("debug", text=None), scene,
+                                               {}))
+    model, g = pred.model, torch.Generator().manual_seed(1)
+    x = torch.rand(3, 8, 3, 16, 16, generator=g) * 2 - 1
+    x[1, :3], x[2, :5] = x[0, :3], x[0, :5]  # clip 1 departs from clip 0 at frame 3, clip 2 at frame 5
+    noise = torch.randn(x.shape[1:], generator=g).expand_as(x)
+    level = torch.full((8,), 0.6)
+    got = pred.next_frame_loss(x, noise, level, None)
+    edm = model.edm
+    sigma = float((edm.p_mean + edm.p_std * torch.special.ndtri(torch.tensor(0.6, dtype=torch.float64))).exp())
+    want = torch.zeros(3)
+    with torch.no_grad():
+        for t in range(1, 8):
+            sg = torch.zeros(3, t + 1)
+            sg[:, t] = sigma
+            xt = x[:, :t + 1] + per_frame(sg) * noise[:, :t + 1]
+            d = model.denoiser(xt, sg, model.cond(3, t + 1))[:, t]
+            want += (loss_weight(sg[:, t:], edm)[:, :, None, None] * (d[:, None] - x[:, t:t + 1]) ** 2).mean((1, 2, 3, 4))
+    assert torch.allclose(got - got[0], want - want[0], atol=1e-4)
+    assert (got - got[0]).abs()[1:].min() > 1e-3  # the clips that differ do score differently
+    assert pred.next_frame_loss(x[:1].expand(2, -1, -1, -1, -1), noise[:2], level, None).abs().max() == 0

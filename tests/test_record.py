@@ -230,6 +230,14 @@ def test_policies_cover_the_action_box(tmp_path, monkeypatch):
     uni = policies.make_policy("uniform").episode(rng, space, "x")
     u = np.array([uni(t, {}) for t in range(500)])
     assert abs(np.corrcoef(u[:-1, 0], u[1:, 0])[0, 1]) < 0.15 and u.min() >= -2 and u.max() <= 1
+    held = policies.make_policy("uniform", {"hold": 5}).episode(np.random.default_rng(0), space, "x")
+    h = np.array([held(t, {}) for t in range(500)])
+    assert (h[1:] != h[:-1]).any(1).nonzero()[0].tolist() == list(range(4, 499, 5))  # a fresh draw every 5th frame
+    same = policies.make_policy("uniform").episode(np.random.default_rng(0), space, "x")
+    assert np.array_equal(np.array([same(t, {}) for t in range(0, 500, 5)]), h[::5])  # the same stream of draws
+    with pytest.raises(ConfigError, match=">= 1") as e:
+        policies.make_policy("uniform", {"hold": 0})
+    assert e.value.field == "policy_options.hold"
     assert not policies.make_policy("zero").episode(rng, Box(-1, 1, (2,)), "x")(0, {}).any()
     with pytest.raises(ConfigError, match="no scripted policy"):
         policies.make_policy("scripted").episode(rng, space, "bounce")

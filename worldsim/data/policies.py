@@ -8,7 +8,7 @@ scripted policies that need more).
 | name     | actions                                                                                          |
 |----------|--------------------------------------------------------------------------------------------------|
 | zero     | all zeros (clipped into the box): the scene's passive dynamics                                    |
-| uniform  | independent uniform draws over the whole box every frame                                         |
+| uniform  | independent uniform draws over the whole box, each held for `hold` frames (default 1)            |
 | smooth   | temporally correlated: an AR(1) Gaussian process per dimension (correlation time `tau` frames),   |
 |          | mapped through the normal CDF so that each action is still uniform over the box: it moves like a |
 |          | controller and still covers the whole range (narrow training actions make models ignore actions) |
@@ -47,8 +47,24 @@ class Zero:
 
 @dataclass(frozen=True)
 class Uniform:
+    """Independent uniform draws over the box, each held for `hold` frames (1: a fresh draw every frame; the
+    evaluation's fresh actuated episodes hold theirs for 5, `worldsim.eval.paired.ACTION_HOLD`)."""
+
+    hold: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.hold, bool) or not isinstance(self.hold, int) or self.hold < 1:
+            raise ConfigError(f"must be a whole number of frames >= 1, got {self.hold!r}", field="policy_options.hold")
+
     def episode(self, rng, space, scene) -> Act:
-        return lambda t, state: rng.uniform(space.low, space.high).astype(np.float32)
+        held: list[np.ndarray] = []
+
+        def act(t: int, state: dict) -> np.ndarray:
+            if not held or t % self.hold == 0:
+                held[:] = [rng.uniform(space.low, space.high).astype(np.float32)]
+            return held[0].copy()
+
+        return act
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,10 @@ def _voe(cfg: EvalConfig, predictor, progress: bool) -> dict:
     if hasattr(predictor, "denoising_loss"):
         scorer = voe.DenoisingSurprise(predictor.denoising_loss, name=predictor.name)
         out[predictor.name] = voe.accuracy(scorer, sets, scene=cfg.scene, seed=cfg.seed, progress=progress)
+    if hasattr(predictor, "next_frame_loss"):
+        name = f"{predictor.name} next-frame"
+        scorer = voe.DenoisingSurprise(predictor.next_frame_loss, name=name)
+        out[name] = voe.accuracy(scorer, sets, scene=cfg.scene, seed=cfg.seed, progress=progress)
     return out
 
 

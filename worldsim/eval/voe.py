@@ -17,7 +17,10 @@ Scorers (the `SurpriseScorer` protocol):
   the clips, not to the draws.
 - `DenoisingSurprise`: a diffusion model's denoising loss (IntPhys 2 / LikePhys: the loss is a likelihood proxy),
   averaged over `n_draws` (noise level, noise) draws that are shared by the clips of a call. The world model supplies
-  `loss(x, noise, level, conditioning) -> (B,)` on model-side tensors `B T C H W` in [-1, 1].
+  `loss(x, noise, level, conditioning) -> (B,)` on model-side tensors `B T C H W` in [-1, 1]. A world model offers
+  two: `denoising_loss` (every frame of a training-length window noised alike: the joint clip, as first fixed) and
+  `next_frame_loss` (each frame noised after its clean past, teacher-forced: the conditional a rollout samples).
+  Both are reported; a model whose permanence lives in its next-frame predictions shows it only in the second.
 - `SimulatorSurprise`: the exact simulator (privileged; a test oracle). It re-simulates the set's episode from its
   first state and returns each clip's mean squared difference to that rollout: 0 for the possible clip, more for
   any impossible one, so it must pass every set.

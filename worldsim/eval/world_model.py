@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worldsim.errors import ConfigError
+
 SURPRISE_WINDOW = 8
 
 
@@ -111,3 +113,40 @@ class WorldModelPredictor:
             d = model.denoiser(xs + per_frame(sg) * noise[:, s0:s0 + win], sg, cond)
             total += (per_frame(loss_weight(sg, edm)) * (d - xs) ** 2).mean((1, 2, 3, 4))
         return total / len(starts)
+
+    @torch.no_grad()
+    def next_frame_loss(self, x: torch.Tensor, noise: torch.Tensor, level: torch.Tensor,
+                        conditioning) -> torch.Tensor:
+        """Per-clip teacher-forced EDM loss: x, noise (B, T, C, H, W) with x in [-1, 1]; level (T,) quantiles.
+
+        Each frame t >= 1 is noised to sigma(level[t]) and denoised after the clean frames before it, in the
+        rollout's KV-cache window: the model's conditional p(frame t | its past), the quantity a rollout samples
+        from. Summed over the frames where some clip of the call differs from the first at or before t: earlier
+        frames see bit-equal inputs and, under common random numbers, score alike for every clip of a frame-causal
+        network, so leaving them out changes every clip's surprise by the same constant."""
+        from worldsim.diffusion.edm import loss_weight, per_frame
+
+        model = self.model
+        edm, net = model.edm, model.net
+        b, t = x.shape[:2]
+        if not net.cfg.causal or net.cfg.patch[0] != 1:
+            raise ConfigError("a next-frame surprise needs a frame-causal model with one frame per patch",
+                              source=model.source, field="model.config.causal")
+        window = max(1, model.scene.train_frames - 1)
+        same = (x == x[:1]).flatten(2).all(2).all(0)                                    # (T,)
+        first = max(1, int(same.logical_not().nonzero()[0]) if not bool(same.all()) else t)
+        sigma = (edm.p_mean + edm.p_std * torch.special.ndtri(level.double())).exp().float()  # (T,)
+        camera = conditioning.camera if conditioning is not None else None
+        params = list(conditioning.params) if conditioning is not None and conditioning.params else None
+        cond = model.cond(b, 1, cameras=camera, params=params)
+        cache = net.new_cache()
+        total = torch.zeros(b)
+        for s in range(max(0, first - window), t):
+            if s >= first:
+                sg = sigma[s].expand(b, 1)                                                  # (B, 1)
+                xs = x[:, s:s + 1]                                                          # (B, 1, C, H, W)
+                d = model.denoiser(xs + per_frame(sg) * noise[:, s:s + 1], sg, cond, cache=cache)
+                total += (per_frame(loss_weight(sg, edm)) * (d - xs) ** 2).mean((1, 2, 3, 4))
+            model.denoiser(x[:, s:s + 1], torch.zeros(b, 1), cond, cache=cache, write_cache=True)
+            net.trim_cache(cache, window)
+        return total
