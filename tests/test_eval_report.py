@@ -186,6 +186,19 @@ def test_evaluate_reads_a_stores_test_split(store):
     assert np.array_equal(paired.prediction, paired.truth)
 
 
+def test_the_cli_scores_a_store_at_its_own_resolution_unless_told(tmp_path, capsys):
+    """A 16-px store needs no --resolution (the default would be 32 and refused); an explicit one still wins."""
+    small = tmp_path / "bounce16.zarr"
+    assert cli_main(["record", str(small), "--scene", "bounce", "--episodes", "2", "--frames", "6",
+                     "--resolution", "16", "--split", "test", "--quiet"]) == 0
+    args = ["evaluate", "--store", str(small), "--episodes", "2", "--context", "2", "--horizon", "3", "--videos", "0"]
+    assert cli_main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["config"]["resolution"] == 16
+    capsys.readouterr()
+    assert cli_main([*args, "--resolution", "32", "--out", str(tmp_path / "b")]) == 2
+    assert "resolution" in capsys.readouterr().err  # the store's frames are 16x16, not 32x32
+
+
 def test_store_mismatches_are_clear_errors(store, capsys, tmp_path):
     import torch
 

@@ -39,8 +39,11 @@ def floor(value: float, se: float, higher_is_better: bool) -> float:
 
 
 def short_evaluation(scene: str) -> dict:
+    """At the model's first training resolution (32 px for most scenes, 64 for `parabola`)."""
+    height, width = worldsim.load(scene).scene.resolutions[0]
+    assert height == width, "EvalConfig scores square frames"
     cfg = EvalConfig(scene=scene, model=str(pretrained.path(scene)), episodes=EPISODES, horizon=16, context=4,
-                     baselines=("copy-last",), bootstrap=200, videos=0)
+                     resolution=height, baselines=("copy-last",), bootstrap=200, videos=0)
     return evaluate(cfg).figures
 
 

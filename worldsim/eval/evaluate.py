@@ -361,7 +361,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text->video prompts scored for prompt adherence (the model needs generate(mode='t2v'))")
     p.add_argument("--holdout", default=None,
                    help="held-out quantity for --distribution heldout (default: radius); with it, id draws the kept halves")
-    p.add_argument("--resolution", type=int, default=d.resolution, help="frame size in px (default: %(default)s)")
+    p.add_argument("--resolution", type=int, default=None,
+                   help=f"frame size in px (default: a square --store's, else {d.resolution})")
     p.add_argument("--camera", default=None, help="camera (default: the scene's first)")
     p.add_argument("--seed", type=int, default=d.seed, help="episode and bootstrap seed (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="episodes per predict call")
@@ -381,13 +382,17 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError("folder is not empty; pass --overwrite or choose another --out", source=out, field="--out")
-    scene = args.scene
-    if scene is None:
-        scene = EvalConfig.scene
-        if args.store is not None:
-            from worldsim.data.store import open_store
+    scene, resolution = args.scene, args.resolution
+    if args.store is not None and (scene is None or resolution is None):
+        from worldsim.data.store import open_store
 
-            scene = open_store(args.store).attrs["scene"]
+        attrs = open_store(args.store).attrs
+        scene = attrs["scene"] if scene is None else scene
+        height, width = attrs["resolution"]
+        if resolution is None and height == width:  # a non-square store is refused by the check below, with its size
+            resolution = height
+    scene = EvalConfig.scene if scene is None else scene
+    resolution = EvalConfig.resolution if resolution is None else resolution
     dists = [d.strip() for d in args.distribution.split(",") if d.strip()]
     if not dists:
         raise ConfigError("expected id, ood, ood:NAME or a comma-separated list of them", field="--distribution")
@@ -400,7 +405,7 @@ def main(args: argparse.Namespace) -> int:
     for dist in dists:
         cfg = EvalConfig(scene=scene, model=args.model, store=args.store, split=args.split, episodes=args.episodes, context=args.context,
                          horizon=args.horizon, start=args.start, policy=args.policy, distribution=dist,
-                         resolution=args.resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
+                         resolution=resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
                          probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
