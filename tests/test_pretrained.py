@@ -39,7 +39,7 @@ def floor(value: float, se: float, higher_is_better: bool) -> float:
 
 
 def short_evaluation(scene: str) -> dict:
-    """At the model's first training resolution (32 px for most scenes, 64 for `parabola`)."""
+    """At the model's first training resolution (32 px for the shipped scenes; `parabola`'s recipe trains at 64)."""
     height, width = worldsim.load(scene).scene.resolutions[0]
     assert height == width, "EvalConfig scores square frames"
     cfg = EvalConfig(scene=scene, model=str(pretrained.path(scene)), episodes=EPISODES, horizon=16, context=4,
