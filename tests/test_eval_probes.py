@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from einops import rearrange
 
 from worldsim.eval import physics, voe
 from worldsim.eval.metrics import tracks
@@ -81,8 +82,8 @@ def test_denoising_surprise_uses_common_random_numbers(sets):
     calls = []
 
     def loss(x, noise, level, conditioning):  # a toy "denoiser" that predicts the noise as zero
-        calls.append((noise[0].clone(), level.clone()))
-        noisy = (1 - level[None, :, None, None, None]) * x + level[None, :, None, None, None] * noise
+        calls.append((noise.clone(), level.clone()))
+        noisy = (1 - level[:, :, None, None, None]) * x + level[:, :, None, None, None] * noise
         return ((noisy - x) ** 2).mean((1, 2, 3, 4)) + 0 * x.sum()
 
     scorer = voe.DenoisingSurprise(loss, n_draws=3)
@@ -91,7 +92,11 @@ def test_denoising_surprise_uses_common_random_numbers(sets):
     b = scorer.surprise(clips, None, conditioning=None, seed=7)
     assert np.array_equal(a, b)  # seeded
     assert a[0] == a[1]  # identical clips get identical surprise: the draws are shared within a call
-    assert len(calls) == 6 and not torch.equal(calls[0][0], calls[1][0])  # draws differ from one another
+    noise, level = calls[0]  # all draws in one call, draw-major: rows 0-2 are draw 0's three clips
+    assert len(calls) == 2 and noise.shape[0] == level.shape[0] == 9
+    assert torch.equal(noise[0], noise[2]) and torch.equal(level[0], level[2])  # shared by the clips of a draw
+    assert not torch.equal(noise[0], noise[3]) and not torch.equal(level[0], level[3])  # draws differ
+    assert torch.equal(level[0], level[0, :1].expand_as(level[0]))  # one level for every frame of a draw
     c = scorer.surprise(clips, None, conditioning=None, seed=8)
     assert not np.array_equal(a, c)
 
@@ -156,6 +161,36 @@ def test_a_world_models_denoising_loss_is_a_surprise_with_common_random_numbers(
     assert np.isfinite(s).all() and s[0] == s[1]
 
 
+def test_batched_draws_score_as_one_call_per_draw(sets, tmp_path):
+    """`DenoisingSurprise` puts all its draws in one batch; each clip's surprise must equal the mean of one loss call
+    per draw (same noise and level for every clip of a draw), for both of a world model's losses."""
+    from worldsim.eval.world_model import WorldModelPredictor
+    from worldsim.models.load import save_model
+    from worldsim.models.presets import build_model
+
+    torch.manual_seed(0)
+    spec = get_scene("occlusion").spec
+    scene = {"name": "occlusion", "resolution": [24, 24], "frame_skip": spec.frame_skip, "fps": 25.0,
+             "cameras": list(spec.cameras), "action_low": [], "action_high": [], "param_names": [], "windows": [8]}
+    pred = WorldModelPredictor.load(save_model(tmp_path / "debug.safetensors", build_model("debug", text=None),
+                                               scene, {}))
+    none, vanish = sets[0].clips["none"], sets[0].clips["vanish"]
+    v = int((none != vanish).any((1, 2, 3)).argmax())  # the first frame the twin shows differently
+    assert v >= 6 and len(none) >= v + 4
+    clips = np.stack([none[v - 6:v + 4], vanish[v - 6:v + 4], sets[1].clips["none"][v - 6:v + 4]])
+    x = rearrange(torch.from_numpy(clips).float() / 127.5 - 1.0, "b t h w c -> b t c h w")
+    for loss in (pred.denoising_loss, pred.next_frame_loss):
+        got = voe.DenoisingSurprise(loss, n_draws=3).surprise(clips, None, conditioning=None, seed=5)
+        want = np.zeros(3)
+        for d in range(3):
+            g = torch.Generator().manual_seed(5 * 1009 + d)
+            noise = torch.randn(x.shape[1:], generator=g).expand_as(x)
+            level = torch.rand((), generator=g).clamp(0.02, 0.98).expand(3, x.shape[1])
+            want += loss(x, noise, level, None).double().numpy() / 3
+        assert np.allclose(got, want, rtol=1e-4, atol=1e-7), (loss.__name__, got, want)
+        assert len(set(got.round(8))) == 3  # the three clips score differently
+
+
 def test_evaluate_reports_voe_beside_the_oracle():
     from worldsim.errors import ConfigError
     from worldsim.eval.evaluate import EvalConfig, evaluate
@@ -188,7 +223,7 @@ def test_next_frame_surprise_is_the_teacher_forced_loss_of_each_frame_after_its_
     x = torch.rand(3, 8, 3, 16, 16, generator=g) * 2 - 1
     x[1, :3], x[2, :5] = x[0, :3], x[0, :5]  # clip 1 departs from clip 0 at frame 3, clip 2 at frame 5
     noise = torch.randn(x.shape[1:], generator=g).expand_as(x)
-    level = torch.full((8,), 0.6)
+    level = torch.full((3, 8), 0.6)
     got = pred.next_frame_loss(x, noise, level, None)
     edm = model.edm
     sigma = float((edm.p_mean + edm.p_std * torch.special.ndtri(torch.tensor(0.6, dtype=torch.float64))).exp())
@@ -202,4 +237,4 @@ def test_next_frame_surprise_is_the_teacher_forced_loss_of_each_frame_after_its_
             want += (loss_weight(sg[:, t:], edm)[:, :, None, None] * (d[:, None] - x[:, t:t + 1]) ** 2).mean((1, 2, 3, 4))
     assert torch.allclose(got - got[0], want - want[0], atol=1e-4)
     assert (got - got[0]).abs()[1:].min() > 1e-3  # the clips that differ do score differently
-    assert pred.next_frame_loss(x[:1].expand(2, -1, -1, -1, -1), noise[:2], level, None).abs().max() == 0
+    assert pred.next_frame_loss(x[:1].expand(2, -1, -1, -1, -1), noise[:2], level[:2], None).abs().max() == 0

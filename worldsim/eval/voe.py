@@ -29,13 +29,13 @@ Scorers (the `SurpriseScorer` protocol):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import mujoco
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 from tqdm.auto import tqdm
 
 from worldsim.eval.paired import episode_seed, sim_state
@@ -101,10 +101,12 @@ class SurpriseScorer(Protocol):
 class DenoisingSurprise:
     """Surprise = a diffusion model's denoising loss under common random numbers (see the module docstring).
 
-    `loss(x, noise, level, conditioning) -> (B,)`: x and noise are float tensors `B T C H W` (x in [-1, 1]); level is
-    a (T,) tensor of per-frame quantiles in [0.02, 0.98] of the model's own training noise distribution (one value
-    for every frame of a draw, the same for every clip); the model maps it to its noise scale
-    (`world_model.WorldModelPredictor.denoising_loss` for worldsim's EDM models)."""
+    `loss(x, noise, level, conditioning) -> (N,)`: x and noise are float tensors `N T C H W` (x in [-1, 1]); level is
+    an (N, T) tensor of per-frame quantiles in [0.02, 0.98] of the model's own training noise distribution; the model
+    maps it to its noise scale (`world_model.WorldModelPredictor.denoising_loss` for worldsim's EDM models). All
+    draws go in one call, N = n_draws × clips, draw-major (a batch the size of one set leaves a CPU mostly idle):
+    within a draw every clip shares one noise and one level for all its frames; `conditioning.params` is repeated
+    per draw to match."""
 
     loss: Callable[..., torch.Tensor]
     n_draws: int = 8
@@ -113,13 +115,18 @@ class DenoisingSurprise:
 
     def surprise(self, clips, actions, *, conditioning, seed, state=None):
         x = rearrange(torch.from_numpy(np.ascontiguousarray(clips)).float() / 127.5 - 1.0, "b t h w c -> b t c h w")
-        total = torch.zeros(len(x), dtype=torch.float64)
+        b, t = x.shape[:2]
+        noise, level = [], []
         for d in range(self.n_draws):
             g = torch.Generator().manual_seed(int(seed) * 1009 + d)
-            noise = torch.randn(x.shape[1:], generator=g).expand_as(x)  # one noise for every clip of the set
-            level = torch.rand((), generator=g).clamp(0.02, 0.98).expand(x.shape[1])
-            total += self.loss(x, noise, level, conditioning).double()
-        return (total / self.n_draws).numpy()
+            noise.append(torch.randn(x.shape[1:], generator=g))  # one noise for every clip of the set
+            level.append(torch.rand((), generator=g).clamp(0.02, 0.98))
+        noise = repeat(torch.stack(noise), "d t c h w -> (d b) t c h w", b=b)
+        level = repeat(torch.stack(level), "d -> (d b) t", b=b, t=t)
+        if conditioning is not None and conditioning.params:
+            conditioning = replace(conditioning, params=tuple(conditioning.params) * self.n_draws)
+        loss = self.loss(repeat(x, "b ... -> (d b) ...", d=self.n_draws), noise, level, conditioning)  # (D*B,)
+        return rearrange(loss.double(), "(d b) -> d b", b=b).mean(0).numpy()
 
 
 @dataclass

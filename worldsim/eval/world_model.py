@@ -95,20 +95,20 @@ class WorldModelPredictor:
 
     @torch.no_grad()
     def denoising_loss(self, x: torch.Tensor, noise: torch.Tensor, level: torch.Tensor, conditioning) -> torch.Tensor:
-        """Per-clip EDM denoising loss: x, noise (B, T, C, H, W) with x in [-1, 1]; level (T,) quantiles in (0, 1)."""
+        """Per-clip EDM denoising loss: x, noise (B, T, C, H, W) with x in [-1, 1]; level (B, T) quantiles in (0, 1)."""
         from worldsim.diffusion.edm import loss_weight, per_frame
 
         model = self.model
         edm = model.edm
         b, t = x.shape[:2]
         win = min(t, max(getattr(model.scene, "windows", (SURPRISE_WINDOW,))))
-        sigma = (edm.p_mean + edm.p_std * torch.special.ndtri(level.double())).exp().float()  # (T,)
+        sigma = (edm.p_mean + edm.p_std * torch.special.ndtri(level.double())).exp().float()  # (B, T)
         camera = conditioning.camera if conditioning is not None else None
         params = list(conditioning.params) if conditioning is not None and conditioning.params else None
         total = torch.zeros(b)
         starts = range(0, t - win + 1, win)
         for s0 in starts:
-            xs, sg = x[:, s0:s0 + win], sigma[s0:s0 + win][None].expand(b, win)
+            xs, sg = x[:, s0:s0 + win], sigma[:, s0:s0 + win]
             cond = model.cond(b, win, cameras=camera, params=params)
             d = model.denoiser(xs + per_frame(sg) * noise[:, s0:s0 + win], sg, cond)
             total += (per_frame(loss_weight(sg, edm)) * (d - xs) ** 2).mean((1, 2, 3, 4))
@@ -117,7 +117,7 @@ class WorldModelPredictor:
     @torch.no_grad()
     def next_frame_loss(self, x: torch.Tensor, noise: torch.Tensor, level: torch.Tensor,
                         conditioning) -> torch.Tensor:
-        """Per-clip teacher-forced EDM loss: x, noise (B, T, C, H, W) with x in [-1, 1]; level (T,) quantiles.
+        """Per-clip teacher-forced EDM loss: x, noise (B, T, C, H, W) with x in [-1, 1]; level (B, T) quantiles.
 
         Each frame t >= 1 is noised to sigma(level[t]) and denoised after the clean frames before it, in the
         rollout's KV-cache window: the model's conditional p(frame t | its past), the quantity a rollout samples
@@ -135,7 +135,7 @@ class WorldModelPredictor:
         window = max(1, model.scene.train_frames - 1)
         same = (x == x[:1]).flatten(2).all(2).all(0)                                    # (T,)
         first = max(1, int(same.logical_not().nonzero()[0]) if not bool(same.all()) else t)
-        sigma = (edm.p_mean + edm.p_std * torch.special.ndtri(level.double())).exp().float()  # (T,)
+        sigma = (edm.p_mean + edm.p_std * torch.special.ndtri(level.double())).exp().float()  # (B, T)
         camera = conditioning.camera if conditioning is not None else None
         params = list(conditioning.params) if conditioning is not None and conditioning.params else None
         cond = model.cond(b, 1, cameras=camera, params=params)
@@ -143,7 +143,7 @@ class WorldModelPredictor:
         total = torch.zeros(b)
         for s in range(max(0, first - window), t):
             if s >= first:
-                sg = sigma[s].expand(b, 1)                                                  # (B, 1)
+                sg = sigma[:, s:s + 1]                                                      # (B, 1)
                 xs = x[:, s:s + 1]                                                          # (B, 1, C, H, W)
                 d = model.denoiser(xs + per_frame(sg) * noise[:, s:s + 1], sg, cond, cache=cache)
                 total += (per_frame(loss_weight(sg, edm)) * (d - xs) ** 2).mean((1, 2, 3, 4))
