@@ -52,6 +52,25 @@ def test_context_patterns_all_appear():
     assert D.context_mask(10, 1, cfg).sum() == 0  # one frame: nothing to condition on
 
 
+def test_ends_k_gives_equal_heads_and_tails_and_is_opt_in():
+    for frames in (3, 8, 16):
+        m = D.context_mask(500, frames, D.LossConfig(p_context=1.0, patterns=("ends_k",)),
+                           torch.Generator().manual_seed(1))
+        head = m.int().cumprod(1).sum(1)  # leading context frames
+        tail = m.flip(1).int().cumprod(1).sum(1)
+        assert torch.equal(head, tail) and (head >= 1).all()
+        assert torch.equal(m.sum(1), head + tail)  # one block at each end, nothing between
+        assert (~m).any(1).all()  # at least one frame to make
+        assert head.max() == (frames - 1) // 2  # as long as the clip allows
+    # not in the default set: configs written before it keep their random draws
+    from worldsim.diffusion.loss import PATTERNS
+
+    assert "ends_k" not in D.LossConfig().patterns and "ends_k" in PATTERNS
+    assert torch.equal(D.context_mask(64, 8, D.LossConfig(p_context=0.8), torch.Generator().manual_seed(0)),
+                       D.context_mask(64, 8, D.LossConfig(p_context=0.8, patterns=PATTERNS[:4]),
+                                      torch.Generator().manual_seed(0)))
+
+
 def test_loss_skips_context_frames_and_gives_them_small_noise():
     seen = {}
 

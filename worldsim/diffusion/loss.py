@@ -13,14 +13,17 @@ from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, 
 from worldsim.diffusion.fade import FadeConfig, draw_fade, fade_context
 from worldsim.errors import ConfigError
 
-PATTERNS = ("first", "first_k", "last_k", "first_last")  # besides "all noisy"
+PATTERNS = ("first", "first_k", "last_k", "first_last", "ends_k")  # besides "all noisy"
+# "ends_k" (the first and the last k frames: `connect` with multi-frame head and tail) is opt-in: the default set
+# is the original four, so configs written before it keep every random draw they had.
+DEFAULT_PATTERNS = PATTERNS[:4]
 
 
 @dataclass(frozen=True)
 class LossConfig:
     edm: EDMConfig = field(default_factory=EDMConfig)
     p_context: float = 0.5  # share of clips given a conditioning pattern (Open-Sora 1.1: about half)
-    patterns: tuple[str, ...] = PATTERNS
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
     context_sigma: float = 0.1  # context frames get sigma ~ U(0, this): robust to imperfect generated context
     p_bidirectional: float = 0.0  # share of steps run without the causal mask (passes causal=False to the net)
     fade: FadeConfig = field(default_factory=FadeConfig)  # context frames shown faded (`fade`); off by default
@@ -36,7 +39,8 @@ class LossConfig:
 
 def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, T) bool, True for context frames: per clip, with probability `p_context` one pattern drawn uniformly
-    (first frame; first k; last k; first and last; k uniform in [1, T-1]), else none (all frames noisy)."""
+    (first frame; first k; last k; first and last; first and last max(1, k // 2); k uniform in [1, T-1]), else
+    none (all frames noisy)."""
     mask = torch.zeros(batch, frames, dtype=torch.bool)
     if frames < 2 or not cfg.patterns:
         return mask
@@ -47,12 +51,16 @@ def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Gene
         if r[b] >= cfg.p_context:
             continue
         p, k = cfg.patterns[int(which[b])], int(ks[b])
-        if p == "first" or (p == "first_last" and frames < 3):
+        if p == "first" or (p in ("first_last", "ends_k") and frames < 3):
             mask[b, 0] = True
         elif p == "first_k":
             mask[b, :k] = True
         elif p == "last_k":
             mask[b, frames - k:] = True
+        elif p == "ends_k":
+            e = min(max(1, k // 2), (frames - 1) // 2)  # at least one frame between the two ends stays noisy
+            mask[b, :e] = True
+            mask[b, frames - e:] = True
         else:
             mask[b, [0, frames - 1]] = True
     return mask

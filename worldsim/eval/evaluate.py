@@ -32,7 +32,7 @@ from worldsim.eval.stats import N_RESAMPLES, bootstrap, bootstrap_mean, nanmean
 
 VARIANCE_SEED_OFFSET = 10_000  # the physical-variance take uses another perturbation draw than the baseline
 VIDEO_EPISODES = 4
-PROBES = ("consistency", "response")
+PROBES = ("consistency", "response", "modes")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ class EvalConfig:
     videos: int = VIDEO_EPISODES
     baselines: tuple[str, ...] = PR.BASELINES
     bootstrap: int = N_RESAMPLES
-    probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py), "response" (response.py)
+    probes: tuple[str, ...] = ()  # extra probe families: "consistency" (consistency.py), "response" (response.py),
+    #                               "modes" (modes.py: extend backward, connect, loop, preview)
+    mode_steps: int = 8  # denoising steps of the mode probes' whole-clip generations (generate()'s default)
     adherence: int = 0  # text->video prompts scored for adherence (adherence.py; models with generate(mode="t2v"))
     holdout: str | None = None  # held-out quantity (worldsim.data.splits) for distribution "heldout"
     steps: int = 3  # a world model's denoising steps per frame (worldsim.rollout.RolloutConfig)
@@ -161,6 +163,12 @@ def _validate(cfg: EvalConfig) -> None:
         from worldsim.eval.response import agents
 
         agents(cfg.scene)  # ConfigError for a scene without actuated objects
+    if "modes" in cfg.probes and cfg.context % 2:
+        raise ConfigError(f"the mode probes need an even --context (connect's head and tail), got {cfg.context}",
+                          field="--context")
+    if "modes" in cfg.probes and (isinstance(cfg.mode_steps, bool) or not isinstance(cfg.mode_steps, int)
+                                  or cfg.mode_steps < 1):
+        raise ConfigError(f"must be a positive integer, got {cfg.mode_steps!r}", field="--mode-steps")
     if cfg.adherence < 0:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
     if cfg.adherence:
@@ -293,6 +301,15 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
             batch_size=cfg.batch_size, n_resamples=cfg.bootstrap,
             given={name: paired.prediction for name, paired in rollouts.items()})
         figures["thresholds"]["response"] = response.THRESHOLDS
+    if "modes" in cfg.probes:
+        from worldsim.eval import modes
+
+        figures["modes"] = modes.run(
+            cfg.scene, getattr(predictor, "model", None), name=predictor.name, n=cfg.episodes, given=cfg.context,
+            made=cfg.horizon, seed=cfg.seed, start=cfg.start, resolution=cfg.resolution,
+            distribution=cfg.distribution, steps=cfg.mode_steps, sampler=cfg.sampler, batch_size=cfg.batch_size,
+            n_resamples=cfg.bootstrap, progress=progress)
+        figures["thresholds"]["modes"] = modes.THRESHOLDS
     if cfg.adherence:
         from worldsim.eval import adherence
 
@@ -356,7 +373,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="id, ood, ood:NAME or heldout (worldsim.data.splits' held-out combinations), or several separated by commas for a generalisation table "
                         "(one sub-folder each; default: %(default)s)")
     p.add_argument("--probes", default="", help="extra probe families, comma-separated: consistency (camera cuts, "
-                   "orbit 3D consistency, push persistence), response (mirrored actions; docs/metrics.md)")
+                   "orbit 3D consistency, push persistence), response (mirrored actions), modes (extend backward, connect, loop, "
+                   "low-res preview against MuJoCo; docs/metrics.md)")
+    p.add_argument("--mode-steps", type=int, default=d.mode_steps,
+                   help="denoising steps of the mode probes' whole-clip generations (default: %(default)s)")
     p.add_argument("--adherence", type=int, default=0,
                    help="text->video prompts scored for prompt adherence (the model needs generate(mode='t2v'))")
     p.add_argument("--holdout", default=None,
@@ -408,7 +428,7 @@ def main(args: argparse.Namespace) -> int:
                          resolution=resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
-                         probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
+                         mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)
         written.append(js)

@@ -180,6 +180,24 @@ def consistency_markdown(paths: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
+MODE_FIGURES = [("pass rate", "pass_rate"), ("error (px)", "error_px"), ("lost", "missing"),
+                ("seam step", "seam_step"), ("seams passed", "seam_pass"), ("largest step", "max_step"),
+                ("objects shown", "objects_shown")]
+
+
+def modes_markdown(paths: list[str | Path]) -> str:
+    """One row per (scene, mode, video) of the generation-mode probes (`modes.py`)."""
+    head = ["scene", "mode", "video", *[h for h, _ in MODE_FIGURES]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in paths:
+        fig = json.loads(Path(p).read_text())
+        for mode, d in fig.get("modes", {}).items():
+            for name, v in d["scores"].items():
+                cells = [_cell(v[k]) if k in v else "" for _, k in MODE_FIGURES]
+                lines.append("| " + " | ".join([_scene(fig["config"]), mode.replace("_", " "), name, *cells]) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     missing = [p for p in sys.argv[1:] if not Path(p).is_file()]
     if not sys.argv[1:] or missing:
@@ -188,3 +206,5 @@ if __name__ == "__main__":
     print(markdown(sys.argv[1:]) + "\n\n" + probes_markdown(sys.argv[1:]))
     if any(probe_sets(json.loads(Path(p).read_text())) for p in sys.argv[1:]):
         print("\n" + consistency_markdown(sys.argv[1:]))
+    if any(json.loads(Path(p).read_text()).get("modes") for p in sys.argv[1:]):
+        print("\n" + modes_markdown(sys.argv[1:]))
