@@ -52,13 +52,24 @@ def test_a_world_model_gets_a_row_in_each_mode_from_generate():
     from worldsim import load
 
     model = load("occlusion")
-    r = M.run("occlusion", model, name="occlusion", n=2, given=4, made=8, start=14, steps=2, n_resamples=50)
+    examples = {}
+    r = M.run("occlusion", model, name="occlusion", n=2, given=4, made=8, start=14, steps=2, n_resamples=50,
+              examples=examples)
     for mode in M.MODES:
         row = r[mode]["scores"]["occlusion"]
         assert all(v["value"] is None or np.isfinite(v["value"]) for v in row.values()), mode
         assert r[mode]["episodes"] == 2
     assert 0.0 <= _v(r["loop"]["scores"], "occlusion", "objects_shown") <= 1.0
     assert _v(r["connect"]["scores"], "occlusion", "max_step") >= _v(r["connect"]["scores"], "occlusion", "seam_step")
+    # the report's example videos: given frames marked where the mode gives them
+    assert examples["extend_backward"]["given"].tolist() == [False] * 8 + [True] * 4
+    assert examples["connect"]["given"].tolist() == [True] * 2 + [False] * 8 + [True] * 2
+    assert [p.shape[1] for p in examples["preview"]["panels"]] == [16, 32]
+    assert len(examples["loop"]["panels"][0]) == 2 * (8 - 1)
+    from worldsim.eval.report import panels_video
+
+    strip = panels_video(examples["preview"]["panels"], examples["preview"]["given"])
+    assert strip.shape[0] == 8 and strip.shape[2] > 2 * 128  # both panels scaled to the same size, side by side
 
 
 def test_the_modes_table_has_a_row_per_mode_and_video(references, tmp_path):

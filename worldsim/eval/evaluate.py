@@ -74,6 +74,7 @@ class Evaluation:
     episodes: Episodes
     rollouts: dict[str, Paired] = field(default_factory=dict)  # predictor name -> paired rollout
     model: str = ""
+    mode_examples: dict = field(default_factory=dict)  # generation mode -> episode 0's videos (modes.run)
 
 
 def load_predictor(model: str, scene: str, sampling: dict | None = None) -> PR.Predictor:
@@ -301,6 +302,7 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
             batch_size=cfg.batch_size, n_resamples=cfg.bootstrap,
             given={name: paired.prediction for name, paired in rollouts.items()})
         figures["thresholds"]["response"] = response.THRESHOLDS
+    mode_examples = {}
     if "modes" in cfg.probes:
         from worldsim.eval import modes
 
@@ -308,14 +310,14 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
             cfg.scene, getattr(predictor, "model", None), name=predictor.name, n=cfg.episodes, given=cfg.context,
             made=cfg.horizon, seed=cfg.seed, start=cfg.start, resolution=cfg.resolution,
             distribution=cfg.distribution, steps=cfg.mode_steps, sampler=cfg.sampler, batch_size=cfg.batch_size,
-            n_resamples=cfg.bootstrap, progress=progress)
+            n_resamples=cfg.bootstrap, progress=progress, examples=mode_examples)
         figures["thresholds"]["modes"] = modes.THRESHOLDS
     if cfg.adherence:
         from worldsim.eval import adherence
 
         figures["adherence"] = adherence.run(cfg.scene, predictor, n=cfg.adherence, seed=cfg.seed,
                                              resolution=cfg.resolution, n_resamples=cfg.bootstrap)
-    return Evaluation(cfg, figures, episodes, rollouts, predictor.name)
+    return Evaluation(cfg, figures, episodes, rollouts, predictor.name, mode_examples)
 
 
 def _voe(cfg: EvalConfig, predictor, progress: bool) -> dict:

@@ -91,6 +91,12 @@ def _seams(bridge: np.ndarray, p95: float) -> dict[str, np.ndarray]:
     return {"seam_step": seams.mean(1), "seam_pass": (seams <= p95).mean(1), "max_step": steps.max(1)}
 
 
+def _versus(truth: np.ndarray, made: np.ndarray, name: str, given: np.ndarray) -> dict:
+    """A report example: MuJoCo | the model | their difference, with the given frames marked."""
+    diff = np.abs(truth.astype(np.int16) - made.astype(np.int16)).astype(np.uint8)
+    return {"panels": [truth, made, diff], "labels": ["MuJoCo", name, "|diff|"], "given": given}
+
+
 def episode_captions(ep: Episodes, start: int) -> np.ndarray:
     """(B,) the caption of each episode's frames 0 .. the window's end, with its events back in episode frames."""
     from worldsim.sim.captions import caption
@@ -123,10 +129,11 @@ def _generate(model, mode: str, ep: Episodes, *, batch_size: int, seed: int, ste
 
 def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made: int, seed: int = 0, start: int = 0,
         resolution: int = 32, distribution: str = "id", steps: int = 8, sampler: str = "euler",
-        batch_size: int = 16, n_resamples: int = 2000, progress: bool = False) -> dict:
+        batch_size: int = 16, n_resamples: int = 2000, progress: bool = False, examples: dict | None = None) -> dict:
     """Every mode probe on `n` fresh windows of `given + made` frames from episode frame `start`: MuJoCo's
     reference rows and, with a `worldsim.rollout.WorldModel`, the model's (row `name`). {mode: {..., "scores":
-    {row: {figure: estimate}}}}."""
+    {row: {figure: estimate}}}}. `examples`, if given, is filled with episode 0's videos per mode for the report:
+    {mode: {"panels": [(T, h, w, 3), ...], "labels": [...], "given": (T,) bool}}."""
     from tqdm.auto import tqdm
 
     from worldsim.eval.stats import bootstrap_mean
@@ -180,14 +187,17 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
         previews = lo is not None and tuple(lo) in {tuple(r) for r in model.scene.resolutions}
         todo = ["extend_backward", "connect", "loop"] + (["preview"] if previews else [])
         for mode in tqdm(todo, desc="generation modes", unit="mode", disable=not progress):
+            window = np.arange(given + made)
             if mode == "extend_backward":
                 out, _ = _generate(model, mode, ep, frames=given + made, clip=ep.frames[:, made:], **g)
                 put(mode, name, centre_checks(out[:, :made], ep, slice(0, made), colours, EXTEND_TOLERANCE_PX))
+                example = _versus(ep.frames[0], out[0], name, window >= made)
             elif mode == "connect":
                 out, _ = _generate(model, mode, ep, frames=given + made, head=ep.frames[:, :h],
                                    tail=ep.frames[:, h + made:], **g)
                 put(mode, name, {**centre_checks(out[:, h:h + made], ep, slice(h, h + made), colours,
                                                  EXTEND_TOLERANCE_PX), **_seams(out[:, h - 1:h + made + 1], p95)})
+                example = _versus(ep.frames[0], out[0], name, (window < h) | (window >= h + made))
             elif mode == "loop":
                 out, _ = _generate(model, mode, ep, frames=made, caption=texts, **g)
                 seam = _rms(out[:, -2], out[:, 0])
@@ -195,10 +205,16 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
                 put(mode, name, {"seam_step": seam, "seam_pass": (seam <= p95) * 1.0,
                                  "own_median_step": np.median(frame_steps(out[:, :-1]), 1),
                                  "objects_shown": found.mean((1, 2))})
+                twice = np.concatenate([out[0, :-1], out[0, :-1]])  # played twice: the seam is in the middle
+                example = {"panels": [twice], "labels": [f"{name}, looped twice"], "given": np.zeros(len(twice), bool)}
             else:
                 out, draft = _generate(model, mode, ep, frames=made, caption=texts, preview_resolution=lo, **g)
                 put(mode, name, {**preview_checks(draft, out, colours),
                                  "objects_shown": (parse(out, colours).pixels > 0).mean((1, 2))})
+                example = {"panels": [draft[0], out[0]], "labels": [f"draft {lo[0]}x{lo[1]}", "full render"],
+                           "given": np.zeros(made, bool)}
+            if examples is not None:
+                examples[mode] = example
     meta = {"extend_backward": {"given": given, "made": made, "tolerance_px_at_32": EXTEND_TOLERANCE_PX},
             "connect": {"head": h, "tail": h, "made": made, "tolerance_px_at_32": EXTEND_TOLERANCE_PX,
                         "mujoco_step_p95": p95},

@@ -60,17 +60,25 @@ def _fmt(est: dict | None, digits: int = 3) -> str:
 
 def video_frames(truth: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
     """(T, h, w, 3) MuJoCo and prediction (context frames included) -> (T, H, W, 3) side-by-side GIF frames."""
-    t = len(truth)
     diff = np.abs(truth.astype(np.int16) - pred.astype(np.int16)).astype(np.uint8)
-    panels = [upscale(x, PANEL_PX) for x in (truth, pred, diff)]
-    ph, pw = panels[0].shape[1:3]
-    width = 3 * pw + 2 * GAP_PX
+    return panels_video([truth, pred, diff], np.arange(len(truth)) < context)
+
+
+def panels_video(panels: list[np.ndarray], given: np.ndarray) -> np.ndarray:
+    """Clips (T, h_i, w_i, 3) side by side, each scaled to PANEL_PX, over a progress bar that is grey on the given
+    frames (`given`, (T,) bool) and orange on the made ones -> (T, H, W, 3) GIF frames."""
+    t = len(given)
+    panels = [upscale(x, PANEL_PX) for x in panels]
+    ph = max(p.shape[1] for p in panels)
+    width = sum(p.shape[2] for p in panels) + GAP_PX * (len(panels) - 1)
     out = np.full((t, ph + GAP_PX + BAR_PX, width, 3), 255, np.uint8)
-    for i, p in enumerate(panels):
-        out[:, :ph, i * (pw + GAP_PX):i * (pw + GAP_PX) + pw] = p
+    x0 = 0
+    for p in panels:
+        out[:, :p.shape[1], x0:x0 + p.shape[2]] = p
+        x0 += p.shape[2] + GAP_PX
     for f in range(t):
         end = max(1, round(width * (f + 1) / t))
-        out[f, ph + GAP_PX:, :end] = CONTEXT_BAR if f < context else ROLLOUT_BAR
+        out[f, ph + GAP_PX:, :end] = CONTEXT_BAR if given[f] else ROLLOUT_BAR
     return out
 
 
@@ -273,6 +281,13 @@ def render_html(evaluation) -> str:
         parts.append(f"<h2>Generation mode: {e(mode.replace('_', ' '))} ({d['episodes']} episodes)</h2><table><tr>"
                      f"<th>video</th>{head}</tr>{rows}</table><div class=muted>Errors in px (preview: draft px), steps "
                      "in 8-bit levels (RMS); definitions in docs/metrics.md, \"Generation modes\".</div>")
+        ex = getattr(evaluation, "mode_examples", {}).get(mode)
+        if ex:
+            frames = panels_video(ex["panels"], ex["given"])
+            labels = "".join(f"<span>{e(x)}</span>" for x in ex["labels"])
+            parts.append(f"<div class=vid><div class=lab>{labels}</div><img data-frames='{len(frames)}' "
+                         f"src='data:image/gif;base64,{gif_base64(frames, fps)}'>episode 0; grey bar = given frames"
+                         "</div>")
     if fig.get("adherence"):
         a = fig["adherence"]
         rows = "".join(f"<tr><td>{e(n)}</td><td>{_fmt(v)}</td></tr>" for n, v in a["scores"].items())
