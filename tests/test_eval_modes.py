@@ -97,3 +97,31 @@ def test_the_mode_probes_run_from_the_cli_and_refuse_an_odd_context(tmp_path, ca
 def test_run_refuses_an_odd_number_of_given_frames():
     with pytest.raises(ConfigError, match="even number of given frames"):
         M.run("occlusion", n=1, given=3, made=4)
+
+
+def test_actuated_scenes_give_extend_and_connect_the_true_actions(tmp_path, monkeypatch):
+    import importlib
+
+    from rollout_helpers import debug_weights
+
+    from worldsim.rollout.model import WorldModel
+
+    G = importlib.import_module("worldsim.rollout.generate")  # the module (the package exports the function)
+
+    model = WorldModel.load(debug_weights(tmp_path / "push.safetensors"))
+    seen = {}
+    real = G.generate
+
+    def spy(model, mode, **kw):
+        seen[mode] = kw.get("actions")
+        return real(model, mode, **kw)
+
+    monkeypatch.setattr(G, "generate", spy)
+    M.run("push", model, n=2, given=2, made=3, steps=1, n_resamples=20)
+    from worldsim.eval.paired import fresh_episodes
+
+    ep = fresh_episodes("push", 2, 5)
+    for mode in ("extend_backward", "connect"):  # frame t carries the action that moved t - 1 to t
+        assert seen[mode].shape == (2, 5, ep.actions.shape[-1]) and not seen[mode][:, 0].any()
+        assert np.array_equal(seen[mode][:, 1:], ep.actions)
+    assert seen["loop"] is None and seen["t2v"] is None  # text-only modes (preview's draft is a t2v)

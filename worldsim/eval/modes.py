@@ -13,7 +13,8 @@ count is decided from MuJoCo only (`parse.trusted`).
 - **loop**: `made` frames with frames 0 and T-1 tied (`plans.loop`), played as 0 .. T-2 and back to 0; the
   *seam* is the step from frame T-2 to frame 0. MuJoCo's own window played as a loop is the reference that fails.
   Loop and preview make whole videos from the episode's caption (`captions.caption` of its frames up to the
-  window's end, as the recorder writes it for training).
+  window's end, as the recorder writes it for training); extend backward and connect get the episode's actions in
+  actuated scenes.
 - **preview**: Sora's "prototype at low resolution": a draft at the largest trained resolution below full size,
   then the full render (SDEdit from the upsampled draft). Error = distance between each object's centre in the
   draft and in the full render, in draft pixels; *passes* within `PREVIEW_TOLERANCE_PX` (issue 9: 1 preview px);
@@ -89,6 +90,11 @@ def _seams(bridge: np.ndarray, p95: float) -> dict[str, np.ndarray]:
     steps = frame_steps(bridge)                                                          # (B, F - 1)
     seams = steps[:, [0, -1]]
     return {"seam_step": seams.mean(1), "seam_pass": (seams <= p95).mean(1), "max_step": steps.max(1)}
+
+
+def _no_actions(kw: dict) -> dict:
+    """Loop and preview make videos from text alone (no episode frames to align actions with)."""
+    return {k: v for k, v in kw.items() if k != "actions"}
 
 
 def _versus(truth: np.ndarray, made: np.ndarray, name: str, given: np.ndarray) -> dict:
@@ -183,6 +189,8 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
     if model is not None:
         g = dict(batch_size=batch_size, seed=seed, steps=steps, sampler=sampler)
         texts = episode_captions(ep, start)
+        if ep.actions.shape[-1]:  # actuated scenes: the true actions, each on the frame it moved to (rollout's rule)
+            g["actions"] = np.concatenate([np.zeros_like(ep.actions[:, :1]), ep.actions], 1)   # (B, T, A)
         # a model not trained at the draft's size has no preview row (the reason is in the mode's "note")
         previews = lo is not None and tuple(lo) in {tuple(r) for r in model.scene.resolutions}
         todo = ["extend_backward", "connect", "loop"] + (["preview"] if previews else [])
@@ -199,7 +207,7 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
                                                  EXTEND_TOLERANCE_PX), **_seams(out[:, h - 1:h + made + 1], p95)})
                 example = _versus(ep.frames[0], out[0], name, (window < h) | (window >= h + made))
             elif mode == "loop":
-                out, _ = _generate(model, mode, ep, frames=made, caption=texts, **g)
+                out, _ = _generate(model, mode, ep, frames=made, caption=texts, **_no_actions(g))
                 seam = _rms(out[:, -2], out[:, 0])
                 found = parse(out, colours).pixels > 0                                   # (B, T, K)
                 put(mode, name, {"seam_step": seam, "seam_pass": (seam <= p95) * 1.0,
@@ -208,7 +216,8 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
                 twice = np.concatenate([out[0, :-1], out[0, :-1]])  # played twice: the seam is in the middle
                 example = {"panels": [twice], "labels": [f"{name}, looped twice"], "given": np.zeros(len(twice), bool)}
             else:
-                out, draft = _generate(model, mode, ep, frames=made, caption=texts, preview_resolution=lo, **g)
+                out, draft = _generate(model, mode, ep, frames=made, caption=texts, preview_resolution=lo,
+                                       **_no_actions(g))
                 put(mode, name, {**preview_checks(draft, out, colours),
                                  "objects_shown": (parse(out, colours).pixels > 0).mean((1, 2))})
                 example = {"panels": [draft[0], out[0]], "labels": [f"draft {lo[0]}x{lo[1]}", "full render"],

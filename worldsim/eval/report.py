@@ -273,15 +273,15 @@ def render_html(evaluation) -> str:
                      f"rollouts)</h2><table><tr><th>predictor</th>{head}</tr>{rows}</table><div class=muted>Pass rate per "
                      "episode (the exact simulator scores 1); errors in px; definitions in docs/metrics.md.</div>")
     for mode, d in fig.get("modes", {}).items():
-        rows_ = list(d["scores"])
-        keys = list(dict.fromkeys(kk for n in rows_ for kk in d["scores"][n]))
+        videos = list(d["scores"])
+        keys = list(dict.fromkeys(kk for n in videos for kk in d["scores"][n]))  # figures differ per row
         head = "".join(f"<th>{e(kk)}</th>" for kk in keys)
         rows = "".join(f"<tr{' class=model' if n == model else ''}><td>{e(n)}</td>"
-                       + "".join(f"<td>{_fmt(d['scores'][n].get(kk))}</td>" for kk in keys) + "</tr>" for n in rows_)
+                       + "".join(f"<td>{_fmt(d['scores'][n].get(kk))}</td>" for kk in keys) + "</tr>" for n in videos)
         parts.append(f"<h2>Generation mode: {e(mode.replace('_', ' '))} ({d['episodes']} episodes)</h2><table><tr>"
                      f"<th>video</th>{head}</tr>{rows}</table><div class=muted>Errors in px (preview: draft px), steps "
                      "in 8-bit levels (RMS); definitions in docs/metrics.md, \"Generation modes\".</div>")
-        ex = getattr(evaluation, "mode_examples", {}).get(mode)
+        ex = evaluation.mode_examples.get(mode)
         if ex:
             frames = panels_video(ex["panels"], ex["given"])
             labels = "".join(f"<span>{e(x)}</span>" for x in ex["labels"])
