@@ -128,6 +128,31 @@ def test_cached_forward_equals_uncached(attention, history):
     assert m(x[:, 4:5], s[:, 4:5], cond.frames(4, 5), cache=cache).shape == (2, 1, 3, 8, 8)
 
 
+def test_future_embeds_the_next_frames_in_bidirectional_calls_only():
+    """With `future=2` a bidirectional call adds an embedding of frames t+1 and t+2 (zeros after the clip); a causal
+    call never reads them (so rollouts and their cache are unchanged), and at init the embedding is zero."""
+    m = _model(history=2, future=2)
+    x, s = torch.randn(2, 5, 3, 8, 8), torch.rand(2, 5)
+    nxt = m._next_frames(x)                                                        # (B, T, 6, H, W)
+    for t in range(5):
+        for j in (1, 2):
+            want = x[:, t + j] if t + j < 5 else torch.zeros_like(x[:, 0])
+            assert torch.equal(nxt[:, t, 3 * (j - 1):3 * j], want), (t, j)
+    assert not build_model("debug", future=2).embed_future.weight.any()  # zero at init
+    plain = _model(history=2)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if k != "embed_future.weight"})
+    with torch.no_grad():
+        m.embed_future.weight.zero_()
+    torch.testing.assert_close(m(x, s, causal=False), plain(x, s, causal=False))  # zero: the network without it
+    with torch.no_grad():
+        m.embed_future.weight.normal_()
+    assert not torch.allclose(m(x, s, causal=False), plain(x, s, causal=False))  # now bidirectional calls read it
+    assert torch.equal(m(x, s), plain(x, s))  # causal calls never do
+    with pytest.raises(ConfigError) as e:
+        build_model("debug", future=1, patch=(2, 4, 4))
+    assert e.value.field == "future"
+
+
 def test_history_stacks_the_previous_frames_pixels():
     """With `history=2` each frame's input holds its own pixels, then frame t-1's and t-2's (zeros before the clip;
     with a cache, the last frames written), and the embedding reads all of them."""

@@ -273,6 +273,10 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     assert not torch.equal(fresh.net.state_dict()[qkv], first.net.state_dict()[qkv])  # the seeds do differ
     with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'blocks\.2\."):
         WorldModel(preset="debug", scene=scene, overrides={"depth": 3}, init_weights=str(weights))
+    # the one tensor a file may lack: the `future` embedding, which then starts at zero (the file's function)
+    ahead = WorldModel(preset="debug", scene=scene, overrides={"future": 2}, init_weights=str(weights))
+    assert not ahead.net.embed_future.weight.any()
+    assert all(torch.equal(ahead.net.state_dict()[k], v) for k, v in first.net.state_dict().items())
     with pytest.raises(ConfigError, match="neither a weights file nor a shipped scene"):
         WorldModel(preset="debug", scene=scene, init_weights="no_such_scene")
     damaged = tmp_path / "damaged.safetensors"

@@ -40,6 +40,9 @@ class DiTConfig:
     # Pixels of this many previous frames are stacked onto each frame's patches (channel concatenation: DIAMOND and
     # GameNGen condition on past frames so), giving every token the local motion of its patch without attention.
     history: int = 0
+    # In bidirectional calls only, pixels of this many *next* frames are embedded into each frame's tokens (a separate
+    # embedding, zero at init, unused in causal calls): the backward twin of `history`, for extend backward.
+    future: int = 0
 
     def __post_init__(self):
         if isinstance(self.patch, list):  # from YAML
@@ -57,10 +60,11 @@ class DiTConfig:
         for name in ("channels", "width", "depth", "heads"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source=src, field=name)
-        if self.history and self.patch[0] != 1:
-            raise ConfigError(f"history needs one frame per token (pt = 1), got patch {self.patch}", source=src,
-                              field="history")
-        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim", "history"):
+        for name in ("history", "future"):
+            if getattr(self, name) and self.patch[0] != 1:
+                raise ConfigError(f"{name} needs one frame per token (pt = 1), got patch {self.patch}", source=src,
+                                  field=name)
+        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim", "history", "future"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", source=src, field=name)
         if not 0.0 <= self.cond_dropout < 1.0:

@@ -29,6 +29,8 @@ class VideoDiT(nn.Module):
         self.cfg = cfg
         self.name = name
         self.embed = nn.Linear(cfg.input_dim, cfg.width)
+        # the next frames' pixels (bidirectional calls only); no bias, so a causal call is the same as zero input
+        self.embed_future = nn.Linear(cfg.patch_dim * cfg.future, cfg.width, bias=False) if cfg.future else None
         self.cond = CondEmbedder(cfg)
         block = FactorisedBlock if cfg.attention == "factorised" else FullBlock
         self.blocks = nn.ModuleList(block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
@@ -47,6 +49,8 @@ class VideoDiT(nn.Module):
             nn.init.zeros_(b.ada[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
         nn.init.zeros_(self.final.linear.bias)
+        if self.embed_future is not None:  # starts as the network without it (fine-tuning adds it to trained weights)
+            nn.init.zeros_(self.embed_future.weight)
 
     # -- inputs -----------------------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor, noise: torch.Tensor, cache: KVCache | None, causal: bool) -> None:
@@ -103,6 +107,8 @@ class VideoDiT(nn.Module):
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
         h = self.embed(kernels.patchify(self._stack_history(x, cache, write_cache), cfg.patch))
+        if self.embed_future is not None and not causal:
+            h = h + self.embed_future(kernels.patchify(self._next_frames(x), cfg.patch))
         h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
         h = h + sincos_2d(Hp, Wp, cfg.width, x.device).to(h.dtype)                     # absolute (h, w) position
         c = self.cond(noise, cond)                                                     # (B, T, D)
@@ -135,6 +141,12 @@ class VideoDiT(nn.Module):
             cache.history = seq[:, -h:].detach()
         prev = [seq[:, h - j:h - j + T] for j in range(1, h + 1)]                      # h x (B, T, C, H, W)
         return torch.cat((x, *prev), 2)                                                # (B, T, C(1+h), H, W)
+
+    def _next_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C, H, W) -> (B, T, C * f, H, W): each frame's f next frames (zeros after the clip), nearest first."""
+        f = self.cfg.future
+        seq = torch.cat((x, x.new_zeros(x.shape[0], f, *x.shape[2:])), 1)               # (B, T + f, C, H, W)
+        return torch.cat([seq[:, j:j + x.shape[1]] for j in range(1, f + 1)], 2)
 
     def forward_list(self, videos: list[torch.Tensor], noise: list[torch.Tensor],
                      conds: list[Cond] | None = None) -> list[torch.Tensor]:

@@ -40,9 +40,13 @@ def loss_config(overrides: dict[str, Any]) -> LossConfig:
     return LossConfig(edm=EDMConfig(**edm), fade=FadeConfig(**fade), **overrides)
 
 
+FUTURE_EMBEDDING = "embed_future.weight"
+
+
 def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
-    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape."""
+    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The one
+    exception: weights without the `future` embedding start it at zero, the same function as the file's network."""
     path = Path(given)
     if not path.is_file():
         if given not in pretrained.available():
@@ -55,6 +59,9 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
     for name in sorted(set(expected) | set(tensors)):
         have, want = tensors.get(name), expected.get(name)
+        if have is None and name == FUTURE_EMBEDDING:  # `DiTConfig.future` added to trained weights: starts at zero
+            tensors[name] = torch.zeros_like(want)
+            continue
         if have is None or want is None or have.shape != want.shape:
             raise ConfigError(f"tensor {name!r} is {'absent' if have is None else tuple(have.shape)}, this "
                               f"model's is {'absent' if want is None else tuple(want.shape)}; fine-tuning needs the "
