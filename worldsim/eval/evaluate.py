@@ -132,7 +132,7 @@ def git_commit() -> dict:
 def _validate(cfg: EvalConfig) -> None:
     from worldsim.sim.registry import get_scene
 
-    for name in ("episodes", "context", "horizon", "batch_size", "resolution"):
+    for name in ("episodes", "context", "horizon", "batch_size", "resolution", "mode_steps"):
         v = getattr(cfg, name)
         if not isinstance(v, int) or v < (0 if name == "episodes" else 1):
             raise ConfigError(f"must be a positive integer, got {v!r}", field=f"--{name.replace('_', '-')}")
@@ -167,9 +167,6 @@ def _validate(cfg: EvalConfig) -> None:
     if "modes" in cfg.probes and cfg.context % 2:
         raise ConfigError(f"the mode probes need an even --context (connect's head and tail), got {cfg.context}",
                           field="--context")
-    if "modes" in cfg.probes and (isinstance(cfg.mode_steps, bool) or not isinstance(cfg.mode_steps, int)
-                                  or cfg.mode_steps < 1):
-        raise ConfigError(f"must be a positive integer, got {cfg.mode_steps!r}", field="--mode-steps")
     if cfg.adherence < 0:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
     if cfg.adherence:

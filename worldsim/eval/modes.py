@@ -34,6 +34,7 @@ from worldsim.errors import ConfigError
 from worldsim.eval.consistency import _quiet, _scale
 from worldsim.eval.paired import Episodes, fresh_episodes
 from worldsim.eval.parse import parse, trusted
+from worldsim.viz.video import difference
 
 MODES = ("extend_backward", "connect", "loop", "preview")
 EXTEND_TOLERANCE_PX = 2.0  # at 32 px (issue 9's target for extend-backward vs MuJoCo); connect uses the same
@@ -41,14 +42,14 @@ PREVIEW_TOLERANCE_PX = 1.0  # in preview pixels (issue 9's target)
 SEAM_PERCENTILE = 95.0  # of MuJoCo's frame-to-frame steps (issue 9's target)
 
 
-def frame_steps(frames: np.ndarray) -> np.ndarray:
-    """(B, T, H, W, 3) uint8 -> (B, T - 1): RMS difference of consecutive frames, in 8-bit levels."""
-    f = np.asarray(frames, np.float32)
-    return np.sqrt(((f[:, 1:] - f[:, :-1]) ** 2).mean((2, 3, 4)))
-
-
-def _rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def step(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., H, W, 3) uint8 pairs -> (...): the RMS difference of two frames, in 8-bit levels."""
     return np.sqrt(((np.asarray(a, np.float32) - np.asarray(b, np.float32)) ** 2).mean((-3, -2, -1)))
+
+
+def frame_steps(frames: np.ndarray) -> np.ndarray:
+    """(B, T, H, W, 3) uint8 -> (B, T - 1): the step between each pair of consecutive frames."""
+    return step(frames[:, 1:], frames[:, :-1])
 
 
 def centre_checks(made: np.ndarray, ep: Episodes, frames: slice, colours: np.ndarray, tolerance_px: float
@@ -99,8 +100,7 @@ def _no_actions(kw: dict) -> dict:
 
 def _versus(truth: np.ndarray, made: np.ndarray, name: str, given: np.ndarray) -> dict:
     """A report example: MuJoCo | the model | their difference, with the given frames marked."""
-    diff = np.abs(truth.astype(np.int16) - made.astype(np.int16)).astype(np.uint8)
-    return {"panels": [truth, made, diff], "labels": ["MuJoCo", name, "|diff|"], "given": given}
+    return {"panels": [truth, made, difference(truth, made)], "labels": ["MuJoCo", name, "|diff|"], "given": given}
 
 
 def episode_captions(ep: Episodes, start: int) -> np.ndarray:
@@ -135,16 +135,20 @@ def _generate(model, mode: str, ep: Episodes, *, batch_size: int, seed: int, ste
 
 def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made: int, seed: int = 0, start: int = 0,
         resolution: int = 32, distribution: str = "id", steps: int = 8, sampler: str = "euler",
-        batch_size: int = 16, n_resamples: int = 2000, progress: bool = False, examples: dict | None = None) -> dict:
+        batch_size: int = 16, n_resamples: int = 2000, progress: bool = False, examples: dict | None = None,
+        which: tuple[str, ...] = MODES) -> dict:
     """Every mode probe on `n` fresh windows of `given + made` frames from episode frame `start`: MuJoCo's
     reference rows and, with a `worldsim.rollout.WorldModel`, the model's (row `name`). {mode: {..., "scores":
     {row: {figure: estimate}}}}. `examples`, if given, is filled with episode 0's videos per mode for the report:
-    {mode: {"panels": [(T, h, w, 3), ...], "labels": [...], "given": (T,) bool}}."""
+    {mode: {"panels": [(T, h, w, 3), ...], "labels": [...], "given": (T,) bool}}. `which`: the modes to run."""
     from tqdm.auto import tqdm
 
     from worldsim.eval.stats import bootstrap_mean
     from worldsim.sim.registry import get_scene
 
+    unknown = [m for m in which if m not in MODES]
+    if unknown:
+        raise ConfigError(f"unknown mode {unknown[0]!r}; modes: {', '.join(MODES)}", field="which")
     if given < 2 or given % 2:
         raise ConfigError(f"the mode probes need an even number of given frames >= 2 (connect splits them between "
                           f"head and tail), got {given}", field="--context")
@@ -173,13 +177,13 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
         put("connect", row, {**centre_checks(m, ep, slice(h, h + made), colours, EXTEND_TOLERANCE_PX),
                              **_seams(np.concatenate([ep.frames[:, h - 1:h], m, ep.frames[:, h + made:h + made + 1]],
                                                      1), p95)})
-    seam_real = _rms(ep.frames[:, -1], ep.frames[:, 0])
+    seam_real = step(ep.frames[:, -1], ep.frames[:, 0])
     shown_real = (parse(ep.frames[:, :made], colours).pixels > 0).mean((1, 2))  # what the videos should show
     put("loop", "mujoco window played as a loop", {"seam_step": seam_real, "seam_pass": (seam_real <= p95) * 1.0,
                                                    "own_median_step": np.median(steps_real, 1),
                                                    "objects_shown": shown_real})
     lo = (resolution // 2, resolution // 2) if resolution % 2 == 0 else None  # the draft: half size
-    if lo is not None:
+    if lo is not None and "preview" in which:
         ep_lo = fresh_episodes(scene, n, made, resolution=lo, **kw)
         pt = parse(ep.frames[:, :made], colours)
         ok = trusted(ep.visible[:, :made], pt.border, ep.active[:, None, :])
@@ -193,9 +197,9 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
             g["actions"] = np.concatenate([np.zeros_like(ep.actions[:, :1]), ep.actions], 1)   # (B, T, A)
         # a model not trained at the draft's size has no preview row (the reason is in the mode's "note")
         previews = lo is not None and tuple(lo) in {tuple(r) for r in model.scene.resolutions}
-        todo = ["extend_backward", "connect", "loop"] + (["preview"] if previews else [])
+        todo = [m for m in which if m != "preview" or previews]
+        window = np.arange(given + made)
         for mode in tqdm(todo, desc="generation modes", unit="mode", disable=not progress):
-            window = np.arange(given + made)
             if mode == "extend_backward":
                 out, _ = _generate(model, mode, ep, frames=given + made, clip=ep.frames[:, made:], **g)
                 put(mode, name, centre_checks(out[:, :made], ep, slice(0, made), colours, EXTEND_TOLERANCE_PX))
@@ -208,7 +212,7 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
                 example = _versus(ep.frames[0], out[0], name, (window < h) | (window >= h + made))
             elif mode == "loop":
                 out, _ = _generate(model, mode, ep, frames=made, caption=texts, **_no_actions(g))
-                seam = _rms(out[:, -2], out[:, 0])
+                seam = step(out[:, -2], out[:, 0])
                 found = parse(out, colours).pixels > 0                                   # (B, T, K)
                 put(mode, name, {"seam_step": seam, "seam_pass": (seam <= p95) * 1.0,
                                  "own_median_step": np.median(frame_steps(out[:, :-1]), 1),
@@ -232,7 +236,7 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
                         "tolerance_draft_px": PREVIEW_TOLERANCE_PX}}
     if model is not None and lo is not None and not previews:
         meta["preview"]["note"] = f"the model was not trained at {lo[0]}x{lo[1]}: no preview row"
-    return {mode: {**meta[mode], "episodes": n, "scores": est[mode]} for mode in MODES if mode in est}
+    return {mode: {**meta[mode], "episodes": n, "scores": est[mode]} for mode in which if mode in est}
 
 
 THRESHOLDS = {"extend_tolerance_px_at_32": EXTEND_TOLERANCE_PX, "preview_tolerance_draft_px": PREVIEW_TOLERANCE_PX,

@@ -19,7 +19,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from worldsim.eval.tables import probe_sets
-from worldsim.viz.video import upscale
+from worldsim.viz.video import difference, upscale
 
 PANEL_PX = 128
 PLOT_DB_TOP = 50.0
@@ -60,8 +60,7 @@ def _fmt(est: dict | None, digits: int = 3) -> str:
 
 def video_frames(truth: np.ndarray, pred: np.ndarray, context: int) -> np.ndarray:
     """(T, h, w, 3) MuJoCo and prediction (context frames included) -> (T, H, W, 3) side-by-side GIF frames."""
-    diff = np.abs(truth.astype(np.int16) - pred.astype(np.int16)).astype(np.uint8)
-    return panels_video([truth, pred, diff], np.arange(len(truth)) < context)
+    return panels_video([truth, pred, difference(truth, pred)], np.arange(len(truth)) < context)
 
 
 def panels_video(panels: list[np.ndarray], given: np.ndarray) -> np.ndarray:

@@ -17,6 +17,11 @@ def upscale(frames: np.ndarray, min_size: int = 256) -> np.ndarray:
     return out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]
 
 
+def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| of two uint8 frame stacks, as uint8: the third panel of every side-by-side comparison."""
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).astype(np.uint8)
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: float, min_size: int = 256) -> Path:
     """Write (T, H, W, 3) uint8 frames to `.mp4` (H.264) or `.gif`."""
     path = Path(path)

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from worldsim.sim.scene import Scene
-from worldsim.viz.video import upscale
+from worldsim.viz.video import difference, upscale
 
 
 def png_bytes(frame: np.ndarray, min_size: int = 256) -> bytes:
@@ -25,7 +25,7 @@ def png_bytes(frame: np.ndarray, min_size: int = 256) -> bytes:
 
 def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 2) -> np.ndarray:
     """(…, H, W, 3) pairs -> (…, H, 2W + 2*gap + W, 3): left | right | absolute difference, white gaps between."""
-    diff = np.abs(left.astype(np.int16) - right.astype(np.int16)).astype(np.uint8)
+    diff = difference(left, right)
     pad = np.full((*left.shape[:-2], gap, 3), 255, np.uint8)
     return np.concatenate([left, pad, right, pad, diff], axis=-2)
 
