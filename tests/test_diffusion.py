@@ -4,12 +4,15 @@ the samplers (given frames exact; an analytic denoiser recovers its distribution
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from worldsim import diffusion as D
 from worldsim.diffusion import plans
 from worldsim.diffusion.fade import FadeConfig, fade_context
+from worldsim.diffusion.own_context import OwnContextConfig, own_context, quantize
 from worldsim.diffusion.loss import draw
 from worldsim.errors import ConfigError
 from worldsim.models import Cond, build_model
@@ -156,6 +159,66 @@ def test_loss_shows_faded_context_and_scores_clean_frames():
     ctx = drawn.context
     assert torch.allclose(shown[~ctx], x[~ctx], atol=1e-6)  # scored frames: the clean clip plus its noise
     assert (shown[ctx] - x[ctx]).abs().amax() > 0.1  # context frames: faded
+
+
+def test_own_context_draws_nothing_when_off_and_only_trailing_prefix_context():
+    off = D.LossConfig(p_context=1.0)
+    on = D.LossConfig(p_context=1.0, own_context=OwnContextConfig(p=1.0, frames=2))
+    a = draw((64, 6, 3, 4, 4), off, torch.Generator().manual_seed(0))
+    b = draw((64, 6, 3, 4, 4), on, torch.Generator().manual_seed(0))
+    assert a.own is None  # runs without it keep every draw they had
+    assert torch.equal(a.sigma, b.sigma) and torch.equal(a.noise, b.noise) and torch.equal(a.context, b.context)
+    count, noise = b.own
+    k = b.context.long().sum(1)
+    prefix = b.context[:, 0] & (b.context.long().cumprod(1).sum(1) == k)
+    assert torch.equal(count > 0, prefix & (k >= 2))  # p = 1: every prefix context of >= 2 frames, nothing else
+    assert (count <= torch.minimum(k - 1, torch.full_like(k, 2))).all() and (count == 2).any()
+    assert noise.shape == (64, 6, 3, 4, 4)
+    assert torch.equal(b.rows(slice(1, None, 2)).own[0], count[1::2])
+    with pytest.raises(ConfigError, match="frames"):
+        OwnContextConfig(p=0.5, frames=0)
+
+
+def test_own_context_replaces_trailing_context_with_the_rollout_sample():
+    net = _live_model()
+    den = D.EDMDenoiser(net)
+    x = torch.rand(3, 5, 3, 16, 16) * 2 - 1
+    context = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    count = torch.tensor([1, 2, 0])
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    net.train()
+    out = own_context(den, x, None, context, count, noise, 3, D.EDMConfig())
+    assert net.training  # restored
+    assert torch.equal(out[0, [0, 1, 3, 4]], x[0, [0, 1, 3, 4]]) and torch.equal(out[2], x[2])
+    assert torch.equal(out[1, [0, 1, 4]], x[1, [0, 1, 4]])
+    changed = [(0, 2), (1, 2), (1, 3)]
+    assert all((out[b, t] - x[b, t]).abs().amax() > 0.05 for b, t in changed)
+    # Each made frame is exactly what a rollout step makes from the frames before it (already made ones included).
+    net.eval()
+    for b, t in changed:
+        plan = plans.autoregressive(3, t + 1, context=t)
+        clip = out[b:b + 1, :t + 1].clone()
+        clip[:, t] = noise[b, t] * plan[0, t]
+        expected = quantize(D.sample_euler(den, clip, plan)[:, t])
+        assert torch.allclose(out[b, t], expected[0], atol=1e-6)
+        assert torch.allclose(out[b, t], quantize(out[b, t]))  # handed on as 8-bit frames, as a rollout does
+
+
+def test_loss_with_own_context_scores_the_recorded_frames_and_trains():
+    net = _live_model()
+    net.train()
+    den = D.EDMDenoiser(net)
+    x = _moving_square_clip().expand(4, -1, -1, -1, -1).contiguous()
+    cfg = D.LossConfig(p_context=1.0, patterns=("first_k",), context_sigma=0.0,
+                       own_context=OwnContextConfig(p=1.0, frames=1))
+    drawn = draw(tuple(x.shape), cfg, torch.Generator().manual_seed(1))
+    assert (drawn.own[0] > 0).any()
+    value = D.loss(den, x, cfg=cfg, drawn=drawn)
+    value.backward()
+    assert torch.isfinite(value) and net.training
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    plain = D.loss(den, x, cfg=cfg, drawn=dataclasses.replace(drawn, own=None))
+    assert not torch.isclose(value, plain)  # the network saw different context
 
 
 # -- plans ------------------------------------------------------------------------------------------------------

@@ -250,7 +250,9 @@ def test_unknown_config_key(store, tmp_path):
 
 def test_unknown_loss_keys_name_their_section():
     assert loss_config({"fade": {"p": 0.5}}).fade.p == 0.5
+    assert loss_config({"own_context": {"p": 0.5, "frames": 2}}).own_context.frames == 2
     for given, where in (({"fade": {"alpha": 0.3}}, "model.loss.fade.alpha"),
+                         ({"own_context": {"steps_": 3}}, "model.loss.own_context.steps_"),
                          ({"edm": {"pmean": 0}}, "model.loss.edm.pmean"), ({"fading": {}}, "model.loss.fading")):
         with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
             loss_config(given)

@@ -11,6 +11,7 @@ import torch
 
 from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma
 from worldsim.diffusion.fade import FadeConfig, draw_fade, fade_context
+from worldsim.diffusion.own_context import OwnContextConfig, draw_own, own_context
 from worldsim.errors import ConfigError
 
 PATTERNS = ("first", "first_k", "last_k", "first_last", "ends_k")  # besides "all noisy"
@@ -27,6 +28,7 @@ class LossConfig:
     context_sigma: float = 0.1  # context frames get sigma ~ U(0, this): robust to imperfect generated context
     p_bidirectional: float = 0.0  # share of steps run without the causal mask (passes causal=False to the net)
     fade: FadeConfig = field(default_factory=FadeConfig)  # context frames shown faded (`fade`); off by default
+    own_context: OwnContextConfig = field(default_factory=OwnContextConfig)  # context from own samples; off by default
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
@@ -69,19 +71,21 @@ def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Gene
 @dataclass(frozen=True)
 class Draw:
     """The random part of one loss evaluation: per-frame noise levels and context mask (B, T), the noise
-    (B, T, C, H, W), whether this step runs without the causal mask, and the context fading (alpha, blur), each
-    (B, T), or None."""
+    (B, T, C, H, W), whether this step runs without the causal mask, the context fading (alpha, blur), each
+    (B, T), or None, and the own-context draw (frames sampled per clip (B,), start noise (B, T, C, H, W)) or None."""
 
     sigma: torch.Tensor
     noise: torch.Tensor
     context: torch.Tensor
     causal: bool = True
     fade: tuple[torch.Tensor, torch.Tensor] | None = None
+    own: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def rows(self, index) -> "Draw":
         """The draw of clips `index` (e.g. one data-parallel rank's slice of the global batch)."""
         fade = None if self.fade is None else tuple(f[index] for f in self.fade)
-        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal, fade)
+        own = None if self.own is None else tuple(o[index] for o in self.own)
+        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal, fade, own)
 
 
 def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torch.Generator | None = None) -> Draw:
@@ -94,8 +98,9 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
     sigma = torch.where(context, ctx_sigma, sigma)
     noise = torch.randn(shape, generator=generator)
     causal = not (cfg.p_bidirectional > 0 and float(torch.rand((), generator=generator)) < cfg.p_bidirectional)
-    # Drawn last and only when on, so runs without fading keep every draw they had before it existed.
-    return Draw(sigma, noise, context, causal, draw_fade(context, cfg.fade, generator))
+    # Drawn last and only when on, so runs without them keep every draw they had before they existed.
+    fade = draw_fade(context, cfg.fade, generator)
+    return Draw(sigma, noise, context, causal, fade, draw_own(context, cfg.own_context, shape, generator))
 
 
 def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),
@@ -105,12 +110,12 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     """EDM loss of `denoiser` on clean clips x (B, T, C, H, W) in [-1, 1]; a scalar.
 
     Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
-    by the number of frames (B T). With a drawn fade, the network sees the faded context (`fade`) while the frames
-    it is scored on stay the clean x.
+    by the number of frames (B T). With a drawn fade, the network sees the faded context (`fade`), and with a drawn
+    own context, context frames it sampled itself (`own_context`), while the frames it is scored on stay the clean x.
     `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
     not given is drawn from `generator`."""
     dev = x.device
-    kwargs, fade = {}, None
+    kwargs, fade, own = {}, None, None
     if drawn is None and (sigma is None or noise is None or context is None):
         drawn = draw(tuple(x.shape), cfg, generator)
     if drawn is not None:
@@ -119,9 +124,12 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
         context = drawn.context if context is None else context
         if not drawn.causal:
             kwargs["causal"] = False
-        fade = drawn.fade
+        fade, own = drawn.fade, drawn.own
     sigma, noise, context = sigma.to(dev), noise.to(dev, x.dtype), context.to(dev)
-    shown = x if fade is None else fade_context(x, *fade)
+    shown = x
+    if own is not None and bool(own[0].any()):
+        shown = own_context(denoiser, x, cond, context, own[0].to(dev), own[1].to(dev), cfg.own_context.steps, cfg.edm)
+    shown = shown if fade is None else fade_context(shown, *fade)
     xt = shown + per_frame(sigma) * noise                                                  # (B, T, C, H, W)
     denoised = denoiser(xt, sigma, cond, **kwargs)
     per_frame_err = (denoised.float() - x.float()).pow(2).mean(dim=(2, 3, 4))             # (B, T)

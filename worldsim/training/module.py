@@ -15,6 +15,7 @@ import torch
 from worldsim import pretrained
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
 from worldsim.diffusion.fade import FadeConfig
+from worldsim.diffusion.own_context import OwnContextConfig
 from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss
 from worldsim.errors import ConfigError, WeightsError
 from worldsim.models import flops
@@ -25,19 +26,20 @@ from worldsim.weights import load_weights
 
 
 def loss_config(overrides: dict[str, Any]) -> LossConfig:
-    """LossConfig with `overrides` (`edm` and `fade` dicts for EDMConfig and FadeConfig fields); unknown keys are
-    errors naming the key."""
+    """LossConfig with `overrides` (`edm`, `fade` and `own_context` dicts for EDMConfig, FadeConfig and
+    OwnContextConfig fields); unknown keys are errors naming the key."""
     overrides = dict(overrides)
-    edm, fade = overrides.pop("edm", {}), overrides.pop("fade", {})
+    edm, fade, own = overrides.pop("edm", {}), overrides.pop("fade", {}), overrides.pop("own_context", {})
     for cls, given, where in ((LossConfig, overrides, "model.loss"), (EDMConfig, edm, "model.loss.edm"),
-                              (FadeConfig, fade, "model.loss.fade")):
+                              (FadeConfig, fade, "model.loss.fade"),
+                              (OwnContextConfig, own, "model.loss.own_context")):
         bad = sorted(set(given) - {f.name for f in dataclasses.fields(cls)})
         if bad:
             raise ConfigError(f"unknown key {bad[0]!r}; known: {sorted(f.name for f in dataclasses.fields(cls))}",
                               field=f"{where}.{bad[0]}")
     if "patterns" in overrides:
         overrides["patterns"] = tuple(overrides["patterns"])
-    return LossConfig(edm=EDMConfig(**edm), fade=FadeConfig(**fade), **overrides)
+    return LossConfig(edm=EDMConfig(**edm), fade=FadeConfig(**fade), own_context=OwnContextConfig(**own), **overrides)
 
 
 FUTURE_EMBEDDING = "embed_future.weight"
@@ -81,7 +83,8 @@ class WorldModel(L.LightningModule):
         overrides: DiTConfig fields to change from the preset (e.g. `{width: 128, attention: full}`).
         scene: what the model is trained for (name, resolution, frame_skip, fps, cameras, action_dim, param_names):
             linked from the datamodule by `worldsim fit`, not typed by hand.
-        loss: LossConfig fields (and `edm: {...}`, `fade: {...}` for EDMConfig, FadeConfig fields) to change.
+        loss: LossConfig fields (and `edm: {...}`, `fade: {...}`, `own_context: {...}` for EDMConfig, FadeConfig,
+            OwnContextConfig fields) to change.
         lr, weight_decay, warmup_steps, max_steps, min_lr_ratio: AdamW with linear warm-up, then cosine decay to
             `min_lr_ratio * lr` at `max_steps`.
         seed: training randomness (noise levels, noise, patterns, condition dropout) is a function of (seed, step).
