@@ -12,8 +12,8 @@ import torch
 from worldsim import diffusion as D
 from worldsim.diffusion import plans
 from worldsim.diffusion.fade import FadeConfig, fade_context
-from worldsim.diffusion.own_context import OwnContextConfig, own_context, quantize
 from worldsim.diffusion.loss import draw
+from worldsim.diffusion.own_context import OwnContextConfig, own_context, quantize
 from worldsim.errors import ConfigError
 from worldsim.models import Cond, build_model
 

@@ -15,8 +15,8 @@ import torch
 from worldsim import pretrained
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
 from worldsim.diffusion.fade import FadeConfig
-from worldsim.diffusion.own_context import OwnContextConfig
 from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss
+from worldsim.diffusion.own_context import OwnContextConfig
 from worldsim.errors import ConfigError, WeightsError
 from worldsim.models import flops
 from worldsim.models.conditioning import Cond
