@@ -238,6 +238,24 @@ def _all_plans(steps=4, frames=6):
     }
 
 
+def test_stairs_denoise_one_frame_at_a_time_outward_from_the_given():
+    """A whole rollout as one plan: each row moves exactly one frame, frames finish in order (forward: left to right;
+    backward: right to left, mirrored), each through the full per-frame schedule, the others waiting at full noise."""
+    col = plans.karras_sigmas(3)
+    for direction, given, order in (("forward", [0, 1], [2, 3, 4, 5]), ("backward", [4, 5], [3, 2, 1, 0])):
+        p = plans.stairs(3, 6, 2, direction)
+        plans.check(p, 6)
+        assert p.shape == (4 * 3 + 1, 6) and (p[:, given] == 0).all()
+        moving = [(p[i + 1] != p[i]).nonzero().flatten().tolist() for i in range(len(p) - 1)]
+        assert moving == [[t] for t in order for _ in range(3)]
+        for j, t in enumerate(order):
+            assert torch.equal(p[3 * j : 3 * j + 4, t], col) and (p[: 3 * j, t] == col[0]).all()
+    assert torch.equal(plans.stairs(3, 6, 2, "backward"), plans.stairs(3, 6, 2).flip(1))
+    with pytest.raises(ConfigError) as e:
+        plans.stairs(3, 6, 2, "sideways")
+    assert e.value.field == "direction"
+
+
 def test_plans_have_one_column_per_frame_and_zeros_where_given():
     for name, (plan, given) in _all_plans().items():
         assert plan.shape == (5, 6), name

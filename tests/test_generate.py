@@ -78,6 +78,55 @@ def test_extend_forward_and_backward(model, clips):
                                               batch=3).frames[:, :3])
 
 
+def test_time_reversed_weights_extend_backward_as_a_reversed_rollout(tmp_path, clips):
+    """Weights with a time-direction embedding (trained on reversed clips too) extend backward frame by frame:
+    exactly the rollout of the given clip played backward and told so, played forward again, with the stairs plan;
+    per-frame cameras are reversed with it; a caption (reversed clips were trained without one) or a wrong camera
+    count is an error, and so is asking weights without the embedding to play time backward."""
+    import dataclasses
+
+    from rollout_helpers import scene_meta
+
+    from worldsim.diffusion import plans
+    from worldsim.diffusion.loss import LossConfig
+    from worldsim.models import build_model
+    from worldsim.models.load import save_model
+    from worldsim.rollout import Rollout, RolloutConfig
+
+    torch.manual_seed(0)
+    net = build_model("debug", camera_classes=2, time_reversal=True)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    m = WorldModel.load(save_model(tmp_path / "rev.safetensors", net, {**scene_meta("bounce"), "time_reversed": True},
+                                   dataclasses.asdict(LossConfig())))
+    assert m.net.cfg.time_reversal
+    a, b = clips
+    g = generate(m, "extend_backward", frames=5, steps=3, clip=a, batch=2, seed=4)
+    assert np.array_equal(g.frames[:, -2:], np.broadcast_to(a, (2, *a.shape[1:]))) and g.given.tolist()[-2:] == [
+        True, True]
+    back = np.ascontiguousarray(np.broadcast_to(a, (2, *a.shape[1:]))[:, ::-1])
+
+    def run(reversed_: bool) -> np.ndarray:
+        return Rollout(m, back, config=RolloutConfig(steps=3), seed=4, reversed=reversed_).run(horizon=3)
+
+    assert np.array_equal(g.frames[:, :3], run(True)[:, ::-1])
+    assert _differ(run(True), run(False))  # the direction embedding is an input
+    assert torch.equal(g.plan, plans.stairs(3, 5, 2, "backward", m.edm))
+    assert _differ(g.frames[:, :3], generate(m, "extend_backward", frames=5, steps=3, clip=b, batch=2,
+                                             seed=4).frames[:, :3])
+    cams = ["tilted", "front", "front", "front", "front"]  # a cut: the first frame, made last, from another camera
+    cut = generate(m, "extend_backward", frames=5, steps=3, clip=a, batch=2, seed=4, cameras=cams).frames
+    assert np.array_equal(cut[:, 1:], g.frames[:, 1:]) and _differ(cut[:, 0], g.frames[:, 0])
+    with pytest.raises(ConfigError, match="caption"):
+        generate(m, "extend_backward", frames=5, clip=a, caption="a red ball")
+    with pytest.raises(ConfigError, match="one camera per frame"):
+        generate(m, "extend_backward", frames=5, clip=a, cameras=["front"] * 4)
+    forward_only = WorldModel.load(debug_weights(tmp_path / "fwd.safetensors", "bounce"))
+    with pytest.raises(ConfigError, match="reversed"):
+        Rollout(forward_only, back, reversed=True)
+
+
 def test_connect_starts_and_ends_with_the_clips(model, clips):
     a, b = clips
     g = generate(model, "connect", frames=6, steps=3, head=a, tail=b)

@@ -198,6 +198,20 @@ def test_conditions_change_the_output_and_nulls_are_learned():
     torch.testing.assert_close(m(x, s, cond.without("text")), m(x, s, Cond(
         actions=cond.actions, action_ids=cond.action_ids, camera=cond.camera, camera_ids=cond.camera_ids,
         params=cond.params)))
+    # a clip without a caption (None) gets the text's null; the other clips of the batch keep theirs
+    part = m(x, s, Cond(text=["up", None]))
+    torch.testing.assert_close(part[1], m(x, s, Cond(text=["up", "down"]).without("text"))[1])
+    torch.testing.assert_close(part[0], m(x, s, Cond(text=["up", "down"]))[0])
+    assert not torch.allclose(part[1], m(x, s, Cond(text=["up", ""]))[1])  # not the empty caption
+    # the time direction (a model trained on reversed clips): zero at init, an input once trained, forward by default
+    assert not build_model("debug", time_reversal=True).cond.direction.weight.any()
+    r = _model(time_reversal=True)  # perturbed as if trained
+    back = Cond(reversed=torch.tensor([True, False]))
+    yr, yf = r(x, s, back), r(x, s, Cond())
+    torch.testing.assert_close(yr[1], yf[1])
+    assert not torch.allclose(yr[0], yf[0])
+    with pytest.raises(ConfigError, match="reversed"):
+        m(x, s, back)
     # condition dropout in training replaces groups by their nulls (p close to 1: nearly always)
     m2 = _model(action_dim=2, cond_dropout=0.999).train()
     c2 = Cond(actions=torch.randn(2, 3, 2), text=["up", "down"])

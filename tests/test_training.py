@@ -275,10 +275,14 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     assert not torch.equal(fresh.net.state_dict()[qkv], first.net.state_dict()[qkv])  # the seeds do differ
     with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'blocks\.2\."):
         WorldModel(preset="debug", scene=scene, overrides={"depth": 3}, init_weights=str(weights))
-    # the one tensor a file may lack: the `future` embedding, which then starts at zero (the file's function)
-    ahead = WorldModel(preset="debug", scene=scene, overrides={"future": 2}, init_weights=str(weights))
-    assert not ahead.net.embed_future.weight.any()
+    # the tensors a file may lack: the `future` and time-direction embeddings, which then start at zero (the
+    # file's function); the direction's is built when the data plays clips backward
+    ahead = WorldModel(preset="debug", scene={**scene, "time_reversed": True}, overrides={"future": 2},
+                       init_weights=str(weights))
+    assert not ahead.net.embed_future.weight.any() and not ahead.net.cond.direction.weight.any()
     assert all(torch.equal(ahead.net.state_dict()[k], v) for k, v in first.net.state_dict().items())
+    with pytest.raises(ConfigError, match=r"model\.overrides\.time_reversal.*data\.p_reverse"):
+        WorldModel(preset="debug", scene=scene, overrides={"time_reversal": True})  # the data's to say
     with pytest.raises(ConfigError, match="neither a weights file nor a shipped scene"):
         WorldModel(preset="debug", scene=scene, init_weights="no_such_scene")
     damaged = tmp_path / "damaged.safetensors"
@@ -345,6 +349,39 @@ def test_occlusion_share_draws_windows_that_hold_a_whole_occlusion(tmp_path):
         WorldDataModule(stores=[str(path)], windows=[2], val_batches=0, occlusion_share=0.5).setup("fit")
     with pytest.raises(ConfigError, match=r"data\.occlusion_share"):
         WorldDataModule(stores=[str(path)], occlusion_share=1.5)
+
+
+def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
+    """`data.p_reverse` plays that share of training clips backward (frames and cameras reversed, caption None: the
+    text's null embedding), drawn from (seed, step) like the windows, never in validation; the weights remember it
+    (`time_reversed`); an actuated store is refused, naming the setting and the store; a share outside [0, 1] too."""
+    def batches(p: float) -> tuple[WorldDataModule, list[list[tuple]]]:
+        dm = WorldDataModule(stores=[str(store)], windows=[6], batch_size=4, val_batches=2, p_reverse=p)
+        dm.setup("fit")
+        return dm, [dm.train_dataloader().batch_sampler.batch(step) for step in range(20)]
+
+    dm, drawn = batches(0.5)
+    items = [it for b in drawn for it in b]
+    flips = [it[2] for it in items]
+    assert 0.3 < np.mean(flips) < 0.7
+    assert batches(0.5)[1] == drawn  # a function of (seed, step)
+    assert [(b, w) for b, w, _ in items] == [it for b in batches(0.0)[1] for it in b]  # same windows as without
+    ds = dm.train_dataloader().dataset
+    b, w, _ = items[0]
+    fwd, back = ds[(b, w, False)], ds[(b, w, True)]
+    assert torch.equal(back["video"], fwd["video"].flip(0)) and not torch.equal(back["video"], fwd["video"])
+    assert torch.equal(back["camera_ids"], fwd["camera_ids"].flip(0))
+    assert fwd["caption"] and back["caption"] is None and back["reversed"] and not fwd["reversed"]
+    assert all(len(it) == 2 for it in dm.val_dataloader().batch_sampler.batch(0))
+    assert WorldDataModule(stores=[str(store)], val_batches=0).val_dataloader() == []  # no validation at all
+    assert dm.describe()["time_reversed"] and not batches(0.0)[0].describe()["time_reversed"]
+    push = tmp_path / "push16.zarr"
+    record(RecordConfig(store=str(push), scene="push", split="train", episodes=1, frames=8, resolution=16,
+                        progress=False))
+    with pytest.raises(ConfigError, match=r"push16\.zarr.*data\.p_reverse"):
+        WorldDataModule(stores=[str(push)], p_reverse=0.5).describe()
+    with pytest.raises(ConfigError, match=r"data\.p_reverse"):
+        WorldDataModule(stores=[str(store)], p_reverse=-0.1)
 
 
 def test_stores_of_different_frame_skip(store, tmp_path):

@@ -3,7 +3,8 @@ frame before step i (the last row where the samplers end). A column of zeros is 
 samplers never change it. A notebook can plot a plan; a test can check it.
 
 Modes (GUIDE.md, "one mechanism for every generation mode"): `t2v` (also action-to-video), `i2v`, `extend`
-(forward or backward), `loop`, `connect`, `autoregressive` (one window of a rollout), `edit` (SDEdit) and
+(forward or backward), `loop`, `connect`, `autoregressive` (one window of a rollout), `stairs` (a whole rollout,
+one frame at a time), `edit` (SDEdit) and
 `preview` (a fast plan for a low-resolution draft: the same model on a smaller grid, refined later by `edit`).
 Modes whose context comes after the frames to make (extend backward, loop, connect) need bidirectional attention:
 sample them with `extra_args={"causal": False}` on a model trained with `LossConfig.p_bidirectional > 0`.
@@ -81,6 +82,23 @@ def autoregressive(steps: int, frames: int, context: int, context_sigma: float =
     plan = _plan(steps, frames, [], cfg)
     plan[:, :context] = context_sigma
     return plan
+
+
+def stairs(steps: int, frames: int, context: int, direction: str = "forward",
+           cfg: EDMConfig = _DEFAULT) -> torch.Tensor:
+    """A whole frame-by-frame rollout as one plan, (made * steps + 1, frames): the frames after the `context` given
+    ones (forward; before them, backward) are denoised one at a time, `steps` rows each, the rest waiting at full
+    noise (Diffusion Forcing's fully autoregressive schedule; what `worldsim.rollout` runs with a KV cache)."""
+    _check(steps, frames, context)
+    if direction not in ("forward", "backward"):
+        raise ConfigError(f"expected forward or backward, got {direction!r}", source="plans", field="direction")
+    col = karras_sigmas(steps, cfg)                                                  # (steps + 1,)
+    made = frames - context
+    plan = torch.zeros(made * steps + 1, frames)
+    for j in range(made):  # the j-th frame made sits at context + j
+        plan[: j * steps, context + j] = col[0]
+        plan[j * steps : (j + 1) * steps + 1, context + j] = col
+    return plan if direction == "forward" else plan.flip(1)
 
 
 def edit(steps: int, frames: int, sigma_start: float = 2.0, context: int = 0,

@@ -25,8 +25,9 @@ class Cond:
     """Conditioning of a batch of B clips of T frames; every field is optional.
 
     actions (B, T, action_dim) float, action_ids (B, T) long; camera (B, T, camera_dim) float, camera_ids (B, T)
-    long; params (B, param_dim) float; text: B captions or (B, L) byte ids. `null`: groups replaced by their learned
-    null embedding for the whole batch.
+    long; params (B, param_dim) float; text: B captions (None for a clip without one: its text is the null
+    embedding) or (B, L) byte ids; reversed (B,) bool: the clip plays backward (`DiTConfig.time_reversal`; None:
+    forward). `null`: groups replaced by their learned null embedding for the whole batch.
     """
 
     actions: torch.Tensor | None = None
@@ -34,7 +35,8 @@ class Cond:
     camera: torch.Tensor | None = None
     camera_ids: torch.Tensor | None = None
     params: torch.Tensor | None = None
-    text: torch.Tensor | list[str] | None = None
+    text: torch.Tensor | list[str | None] | None = None
+    reversed: torch.Tensor | None = None
     null: frozenset[str] = field(default_factory=frozenset)
 
     _PER_FRAME = ("actions", "action_ids", "camera", "camera_ids")
@@ -110,6 +112,10 @@ class CondEmbedder(nn.Module):
         self.params = _mlp(cfg.param_dim, w) if cfg.param_dim else None
         self.text = TextEncoder(cfg.text) if cfg.text else None
         self.text_proj = nn.Linear(cfg.text.width, w) if cfg.text else None
+        # Not a group: never dropped or nulled, since a clip's direction is a fact about it, not a hint to guide by.
+        self.direction = nn.Embedding(2, w) if cfg.time_reversal else None
+        if self.direction is not None:
+            nn.init.zeros_(self.direction.weight)  # starts as the forward-only network (fine-tuning keeps its function)
         self.nulls = nn.ParameterDict({g: nn.Parameter(torch.randn(w) * 0.02) for g in GROUPS if self._has(g)})
 
     def _has(self, group: str) -> bool:
@@ -147,6 +153,13 @@ class CondEmbedder(nn.Module):
             if cond.params.shape != (B, c.param_dim):
                 raise ConfigError(f"expected (B, param_dim) = {(B, c.param_dim)}, got {tuple(cond.params.shape)}",
                                   source="Cond", field="params")
+        if cond.reversed is not None:
+            if not c.time_reversal:
+                raise ConfigError("this model was not trained on reversed clips (time_reversal=False)", source="Cond",
+                                  field="reversed")
+            if cond.reversed.shape != (B,) or cond.reversed.dtype != torch.bool:
+                raise ConfigError(f"expected bool (B,) = ({B},), got {cond.reversed.dtype} {tuple(cond.reversed.shape)}",
+                                  source="Cond", field="reversed")
         if cond.text is not None:
             if c.text is None:
                 raise ConfigError("this model has no text encoder (text=None)", source="Cond", field="text")
@@ -171,7 +184,8 @@ class CondEmbedder(nn.Module):
         elif group == "params" and cond.params is not None:
             parts.append(self.params(cond.params.to(device, torch.float32))[:, None])        # (B, 1, w)
         elif group == "text" and cond.text is not None:
-            ids = cond.text if isinstance(cond.text, torch.Tensor) else tokenize(cond.text, self.cfg.text.max_len)
+            ids = (cond.text if isinstance(cond.text, torch.Tensor)
+                   else tokenize([t or "" for t in cond.text], self.cfg.text.max_len))
             parts.append(self.text_proj(self.text(ids.to(device)))[:, None])                 # (B, 1, w)
         return sum(parts) if parts else None
 
@@ -181,6 +195,9 @@ class CondEmbedder(nn.Module):
         cond = cond or Cond()
         self._check(cond, B, T)
         c = self.noise(fourier(noise, 256))                                                  # (B, T, w)
+        if self.direction is not None:
+            back = cond.reversed if cond.reversed is not None else torch.zeros(B, dtype=torch.bool)
+            c = c + self.direction(back.to(c.device).long())[:, None]                         # (B, 1, w)
         for g in GROUPS:
             if not self._has(g):
                 continue
@@ -189,6 +206,9 @@ class CondEmbedder(nn.Module):
             if emb is None:
                 c = c + null
                 continue
+            if g == "text" and isinstance(cond.text, list) and None in cond.text:  # clips without a caption
+                none = torch.tensor([t is None for t in cond.text], device=c.device)[:, None, None]  # (B, 1, 1)
+                emb = torch.where(none, null, emb)
             if self.training and self.cfg.cond_dropout > 0:
                 drop = torch.rand(B, 1, 1, device=c.device) < self.cfg.cond_dropout          # (B, 1, 1)
                 emb = torch.where(drop, null, emb)

@@ -43,6 +43,9 @@ class DiTConfig:
     # In bidirectional calls only, pixels of this many *next* frames are embedded into each frame's tokens (a separate
     # embedding, zero at init, unused in causal calls): the backward twin of `history`, for extend backward.
     future: int = 0
+    # A learned embedding of which way the clip plays (forward / backward), zero at init, for weights trained on
+    # reversed clips too (`data.p_reverse`; set from the data, not by hand): extend backward rolls out in reversed time.
+    time_reversal: bool = False
 
     def __post_init__(self):
         if isinstance(self.patch, list):  # from YAML

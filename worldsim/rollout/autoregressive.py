@@ -62,11 +62,12 @@ class Rollout:
     """A batch of B rollouts in progress: the KV cache of their context window and their fixed conditioning.
 
     `Rollout(model, context, ...)` encodes the context frames (B, k, H, W, 3); each `step(actions)` returns the next
-    frame (B, H, W, 3) uint8. Deterministic given `seed`."""
+    frame (B, H, W, 3) uint8. Deterministic given `seed`. `reversed=True` (weights trained on reversed clips):
+    the context is played backward and so is the rollout, into the past."""
 
     def __init__(self, model: WorldModel, context, *, actions=None, cameras=None, params=None,
                  text: str | list[str] | None = None, config: RolloutConfig = RolloutConfig(), seed: int = 0,
-                 resolution: tuple[int, int] | None = None):
+                 resolution: tuple[int, int] | None = None, reversed: bool = False):
         self.model, self.config = model, config.check()
         net = model.net
         if not net.cfg.causal:
@@ -83,14 +84,15 @@ class Rollout:
         self.window = config.window or max(1, model.scene.train_frames - 1)
         # a name, or one per context frame (the last one carries on); later cuts: step(camera=...)
         self.camera = cameras if cameras is None or isinstance(cameras, str) else list(cameras)[-1]
-        self.params, self.text = params, text
+        self.params, self.text, self.reversed = params, text, reversed
         # One noise stream per rollout of the batch: rollout i is the same whether it runs alone or in a batch.
         self.generators = [torch.Generator().manual_seed(int(s)) for s in
                            np.random.SeedSequence(int(seed)).generate_state(self.batch, dtype=np.uint64) % 2**63]
         self.cache = net.new_cache()
         self.frames_done = k
         self.last = ctx[:, -1].copy()
-        cond = model.cond(self.batch, k, actions=actions, cameras=self._cams(cameras, k), params=params, text=text)
+        cond = model.cond(self.batch, k, actions=actions, cameras=self._cams(cameras, k), params=params, text=text,
+                          reversed=reversed)
         self._write(x, cond)
         self._sigmas = plans.autoregressive(config.steps, 1, 0, cfg=model.edm)           # (steps + 1, 1)
 
@@ -125,7 +127,7 @@ class Rollout:
                 a = a[None]
             acts = model.check_actions(a[:, None] if a.ndim == 2 else a, self.batch, 1)
         cond = model.cond(self.batch, 1, actions=acts, cameras=camera or self.camera, params=self.params,
-                          text=self.text)
+                          text=self.text, reversed=self.reversed)
         H, W = self.resolution
         x0 = self._sigmas[0, 0] * self._noise((self.batch, 1, 3, H, W))                # plans.initial, per rollout
         last_sigma = float(self._sigmas[-2, 0])

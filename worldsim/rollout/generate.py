@@ -8,6 +8,7 @@ level 0 in every row of the plan: the samplers leave them bit-identical) and whe
 | `i2v`             | frame 0 = `image`                     | `i2v`                               | causal         |
 | `extend_forward`  | the first k = `clip`                  | `extend(..., "forward")`            | causal         |
 | `extend_backward` | the last k = `clip`                   | `extend(..., "backward")`           | bidirectional  |
+|  (time-reversed weights) | the last k, played backward     | `stairs(..., "backward")`: a rollout in reversed time | causal |
 | `loop`            | none; frames 0 and T-1 tied           | `loop` + `tie_frames`               | bidirectional  |
 | `connect`         | first h = `head`, last t = `tail`     | `connect`                           | bidirectional  |
 | `edit` (SDEdit)   | none: `clip` noised to `sigma_start`  | `edit` (Meng et al. 2022)           | causal         |
@@ -16,7 +17,11 @@ level 0 in every row of the plan: the samplers leave them bit-identical) and whe
 Any mode takes per-frame `cameras` (multi-shot: a list of T camera names), `actions` (B, T, A), a `caption`,
 `params`, and classifier-free guidance scales per condition group (`guidance={"text": 3, "actions": 1.5}`).
 Bidirectional modes pass `causal=False` to the network; they are in distribution for weights trained with
-`LossConfig.p_bidirectional > 0`. Any resolution the weights were trained at, any number of frames (positions are
+`LossConfig.p_bidirectional > 0`. Weights trained on clips played backward too (`data.p_reverse`, their network's
+`time_reversal`) extend backward as they roll out forward: the given frames played backward are the context of a
+rollout told that time runs backward, one frame at a time with a KV cache, and the frames it makes, played
+forward again, are the past.
+Any resolution the weights were trained at, any number of frames (positions are
 relative: RoPE in time).
 """
 
@@ -90,6 +95,9 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}", field="batch")
     hw = model.resolution(resolution)
+    if mode == "extend_backward" and model.net.cfg.time_reversal:
+        return _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params,
+                     guidance, progress)
     if mode == "preview":
         return _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance,
                         sigma_start, preview_resolution, preview_steps or max(1, steps // 2), progress)
@@ -166,6 +174,40 @@ def _sample(model: WorldModel, x: torch.Tensor, plan: torch.Tensor, mode: str, s
         return SAMPLERS[sampler](denoiser, x0, plan, cond, guidance=guidance or None, extra_args=extra,
                                  callback=lambda info: bar.update(1),
                                  noise=lambda shape: torch.randn(shape, generator=g))
+
+
+def _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance,
+          progress) -> Generation:
+    """extend_backward for time-reversed weights: a frame-by-frame rollout from the last given frame back, under the
+    conditioning such weights saw on reversed clips (cameras reversed, no caption, no actions)."""
+    from tqdm.auto import tqdm
+
+    from worldsim.rollout.autoregressive import Rollout, RolloutConfig
+
+    if caption is not None or actions is not None:
+        raise ConfigError("these weights extend backward by rolling out in reversed time, which they learned from "
+                          "clips without captions or actions: give neither", source=model.source,
+                          field="caption" if caption is not None else "actions")
+    known = _clip(model, clip, hw, "clip", batch)
+    k = known.shape[1]
+    T = _frames(frames, k + 1)
+    known = np.broadcast_to(known, (batch, *known.shape[1:]))[:, ::-1]                 # (B, k, H, W, 3) backward
+    cams = cameras if cameras is None or isinstance(cameras, str) else list(cameras)
+    if isinstance(cams, list):
+        if len(cams) != T:
+            raise ConfigError(f"expected one camera per frame ({T}), got {len(cams)}", field="cameras")
+        cams = cams[::-1]
+    config = RolloutConfig(steps=steps, sampler=sampler, window=None, guidance=guidance)
+    r = Rollout(model, np.ascontiguousarray(known), cameras=cams[:k] if isinstance(cams, list) else cams,
+                params=params, config=config, seed=seed, resolution=hw, reversed=True)
+    made = []
+    for t in tqdm(range(k, T), unit="frame", desc="generate extend_backward", disable=not progress):
+        made.append(r.step(camera=cams[t] if isinstance(cams, list) else None))
+    out = np.concatenate([known, np.stack(made, 1)], 1)[:, ::-1]                      # (B, T, H, W, 3) forward
+    given = np.zeros(T, bool)
+    given[T - k:] = True
+    return Generation(np.ascontiguousarray(out), plans.stairs(steps, T, k, "backward", model.edm), given,
+                      "extend_backward")
 
 
 def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance, sigma_start,

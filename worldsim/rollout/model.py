@@ -227,10 +227,14 @@ class WorldModel:
         return v
 
     def cond(self, batch: int, frames: int, *, actions=None, cameras=None, params=None,
-             text: str | list[str] | None = None) -> Cond:
+             text: str | list[str] | None = None, reversed: bool = False) -> Cond:
         """The conditioning of B clips of T frames. Missing actions are zeros (the recorder's "do nothing" on an
-        episode's first frame); missing text is the learned null caption (trained by condition dropout)."""
+        episode's first frame); missing text is the learned null caption (trained by condition dropout); `reversed`:
+        the clips play backward (weights trained with `data.p_reverse`, `net.cfg.time_reversal`)."""
         cfg = self.net.cfg
+        if reversed and not cfg.time_reversal:
+            raise ConfigError("these weights were not trained on reversed clips (data.p_reverse): they cannot play "
+                              "time backward", source=self.source, field="reversed")
         acts = None
         if cfg.action_dim:
             a = np.zeros((batch, frames, cfg.action_dim), np.float32) if actions is None else \
@@ -246,7 +250,8 @@ class WorldModel:
             if len(txt) != batch:
                 raise ConfigError(f"expected {batch} captions, got {len(txt)}", source=self.source, field="text")
             txt = [_caption(t, self.source) for t in txt]
-        return Cond(actions=acts, camera_ids=cams, params=self.params_tensor(params, batch), text=txt)
+        return Cond(actions=acts, camera_ids=cams, params=self.params_tensor(params, batch), text=txt,
+                    reversed=torch.full((batch,), bool(reversed)) if cfg.time_reversal else None)
 
 
 def _caption(t, source: str) -> str:

@@ -116,10 +116,12 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return sum(len(b.starts) for b in self.buckets)
 
-    def __getitem__(self, item: tuple[int, int]) -> dict:
+    def __getitem__(self, item: tuple[int, int] | tuple[int, int, bool]) -> dict:
         """video (T, C, H, W) in [-1, 1]; actions (T, A): the action that led into each frame; camera_ids (T,);
-        params (P,) the conditioned scene quantities; caption str."""
-        b, w = item
+        params (P,) the conditioned scene quantities; caption str; reversed () bool. A reversed clip (the item's
+        third element) has its frames and cameras backward and no caption (None: the text's null embedding), since
+        the episode's caption tells its events forward."""
+        b, w, reverse = item if len(item) == 3 else (*item, False)
         bucket = self.buckets[b]
         part = self.parts[bucket.store]
         e, s, T = int(bucket.episodes[w]), int(bucket.starts[w]), bucket.window
@@ -130,12 +132,16 @@ class WindowDataset(Dataset):
         acts = np.zeros((T, part.action_dim), np.float32)
         prev = part.actions[e][max(s - 1, 0) : s + T - 1]
         acts[T - len(prev) :] = prev
+        cams = torch.from_numpy(part.camera[e][s : s + T])
+        if reverse:
+            video, cams = video.flip(0), cams.flip(0)
         return {
             "video": video,
             "actions": torch.from_numpy(acts),
-            "camera_ids": torch.from_numpy(part.camera[e][s : s + T]),
+            "camera_ids": cams,
             "params": torch.from_numpy(part.params[e]),
-            "caption": part.captions[e],
+            "caption": None if reverse else part.captions[e],
+            "reversed": torch.tensor(bool(reverse)),
         }
 
 
@@ -146,9 +152,9 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
     def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1,
-                 occlusion_share: float = 0.0):
+                 occlusion_share: float = 0.0, p_reverse: float = 0.0):
         self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
-        self.occlusion_share = occlusion_share
+        self.occlusion_share, self.p_reverse = occlusion_share, p_reverse
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -156,7 +162,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     def __len__(self) -> int:
         return self.steps
 
-    def batch(self, step: int) -> list[tuple[int, int]]:
+    def batch(self, step: int) -> list[tuple[int, int] | tuple[int, int, bool]]:
         rng = np.random.default_rng([self.seed, step])
         b = int(rng.choice(len(self.buckets), p=self.weights))
         bucket = self.buckets[b]
@@ -164,6 +170,9 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         if self.occlusion_share > 0 and len(bucket.occlusions):  # drawn only when asked: other runs keep their order
             chosen = rng.random(len(windows)) < self.occlusion_share
             windows[chosen] = bucket.occlusions[rng.integers(0, len(bucket.occlusions), int(chosen.sum()))]
+        if self.p_reverse > 0:  # drawn after the windows and only when asked, as above
+            flip = rng.random(len(windows)) < self.p_reverse
+            return [(b, int(w), bool(f)) for w, f in zip(windows[self.rank :: self.world], flip[self.rank :: self.world])]
         return [(b, int(w)) for w in windows[self.rank :: self.world]]
 
     def __iter__(self):
@@ -208,12 +217,17 @@ class WorldDataModule(L.LightningDataModule):
         occlusion_share: the share of training clips drawn from windows that hold a whole occlusion (an object
             seen, hidden and seen again, from the stores' recorded events), in buckets that have such windows;
             0 draws every window alike. Validation windows are always drawn alike, so curves compare between runs.
+        p_reverse: the share of training clips played backward (frames and cameras reversed, caption withheld),
+            so that a frame-causal model can also extend a clip into its past by rolling out in reversed time
+            (`generate(..., "extend_backward")` does so for such weights). Only for scenes without actions whose
+            physics runs the same both ways (elastic and frictionless: `bounce`, `collide`, `occlusion`,
+            `parabola`); a store with actions is refused. Validation clips are never reversed.
     """
 
     def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
-                 pixels_per_batch: int | None = None, occlusion_share: float = 0.0):
+                 pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -224,27 +238,34 @@ class WorldDataModule(L.LightningDataModule):
                 raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
         if not 0.0 <= occlusion_share <= 1.0:
             raise ConfigError(f"must be in [0, 1], got {occlusion_share}", field="data.occlusion_share")
+        if not 0.0 <= p_reverse <= 1.0:
+            raise ConfigError(f"must be in [0, 1], got {p_reverse}", field="data.p_reverse")
         if any(w < 1 for w in windows):
             raise ConfigError(f"window lengths must be >= 1, got {windows}", field="data.windows")
         self.stores, self.windows = [str(s) for s in stores], windows
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
-        self.occlusion_share = occlusion_share
+        self.occlusion_share, self.p_reverse = occlusion_share, p_reverse
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
     # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
 
     def describe(self) -> dict:
-        """Scene, resolutions, frame skip, fps, cameras and action size of the stores (read without loading frames)."""
+        """Scene, resolutions, frame skip, fps, cameras and action size of the stores (read without loading frames),
+        and whether training plays clips backward (`time_reversed`: the weights can extend a clip into its past)."""
         metas = [open_store(p).attrs for p in self.stores]
         first = metas[0]
         name = first["scene"]
         names = param_names(get_scene(name).spec) if name in scene_names() else []
+        if self.p_reverse > 0 and len(first["action_low"]):
+            raise ConfigError(f"{name} has actions, and an action does not undo itself played backward: clips of "
+                              f"actuated scenes cannot be reversed", source=self.stores[0], field="data.p_reverse")
         return {"name": name, "resolution": [list(m["resolution"]) for m in metas],
                 "frame_skip": int(first["frame_skip"]), "fps": float(first["fps"]), "cameras": list(first["cameras"]),
                 "action_dim": len(first["action_low"]), "action_low": list(first["action_low"]),
-                "action_high": list(first["action_high"]), "param_names": names, "windows": self.windows}
+                "action_high": list(first["action_high"]), "param_names": names, "windows": self.windows,
+                "time_reversed": self.p_reverse > 0}
 
     # --- Lightning hooks ----------------------------------------------------------------------------------------
 
@@ -302,11 +323,13 @@ class WorldDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
         sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world,
-                                   self.occlusion_share)
+                                   self.occlusion_share, self.p_reverse)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_batches == 0:  # no validation (Lightning skips an empty list)
+            return []
         # Fixed batches: the validation loss is comparable between runs and steps.
         rank, world = self._rank()
         sampler = StepBatchSampler(self.val_buckets, self.seed + 1, self.val_batches, rank=rank, world=world)

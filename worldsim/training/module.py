@@ -43,12 +43,14 @@ def loss_config(overrides: dict[str, Any]) -> LossConfig:
 
 
 FUTURE_EMBEDDING = "embed_future.weight"
+DIRECTION_EMBEDDING = "cond.direction.weight"
 
 
 def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
-    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The one
-    exception: weights without the `future` embedding start it at zero, the same function as the file's network."""
+    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The two
+    exceptions: weights without the `future` or the time-direction embedding start it at zero, the same function
+    as the file's network."""
     path = Path(given)
     if not path.is_file():
         if given not in pretrained.available():
@@ -61,7 +63,7 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
     for name in sorted(set(expected) | set(tensors)):
         have, want = tensors.get(name), expected.get(name)
-        if have is None and name == FUTURE_EMBEDDING:  # `DiTConfig.future` added to trained weights: starts at zero
+        if have is None and name in (FUTURE_EMBEDDING, DIRECTION_EMBEDDING):  # added to trained weights: zero
             tensors[name] = torch.zeros_like(want)
             continue
         if have is None or want is None or have.shape != want.shape:
@@ -109,8 +111,13 @@ class WorldModel(L.LightningModule):
                               field="model.lr")
         self.scene = scene
         over = dict(overrides or {})
+        linked = sorted({"action_dim", "camera_classes", "param_dim", "time_reversal"} & set(over))
+        if linked:  # typed twice would be two truths: the data's wins by construction
+            raise ConfigError(f"{linked[0]} follows from the data (its scene, actions, cameras and data.p_reverse); "
+                              "do not set it", field=f"model.overrides.{linked[0]}")
         cfg = model_config(preset, action_dim=int(scene["action_dim"]), camera_classes=len(scene["cameras"]),
-                           param_dim=len(scene.get("param_names", [])), **over)
+                           param_dim=len(scene.get("param_names", [])),
+                           time_reversal=bool(scene.get("time_reversed", False)), **over)
         if not text:
             cfg = dataclasses.replace(cfg, text=None)
         self.net = VideoDiT(cfg, name=preset)
@@ -126,7 +133,8 @@ class WorldModel(L.LightningModule):
         return Cond(actions=batch["actions"] if cfg.action_dim else None,
                     camera_ids=batch["camera_ids"] if cfg.camera_classes else None,
                     params=batch["params"] if cfg.param_dim else None,
-                    text=list(batch["caption"]) if cfg.text is not None else None)
+                    text=list(batch["caption"]) if cfg.text is not None else None,
+                    reversed=batch["reversed"] if cfg.time_reversal else None)
 
     # --- steps ------------------------------------------------------------------------------------------------
 
