@@ -160,6 +160,10 @@ def test_preview_then_render_of_the_same_sample(model):
                      sigma_start=0.5)
     # the render refines its own draft: closer to it than to another seed's draft
     assert np.abs(g.frames - up).mean() < np.abs(other.frames - up).mean()
+    # without a level, the render starts where it keeps a real draft (SIGMA_START), lower than edit's
+    default = generate(model, "preview", frames=3, steps=3, resolution=32, preview_resolution=16, seed=3)
+    edit = generate(model, "edit", clip=g.frames, steps=3, resolution=32)
+    assert float(default.plan[0, 0]) == pytest.approx(1.0) and float(edit.plan[0, 0]) == pytest.approx(2.0)
 
 
 def test_aspect_ratio_and_duration(tmp_path):

@@ -12,7 +12,7 @@ level 0 in every row of the plan: the samplers leave them bit-identical) and whe
 | `loop`            | none; frames 0 and T-1 tied           | `loop` + `tie_frames`               | bidirectional  |
 | `connect`         | first h = `head`, last t = `tail`     | `connect`                           | bidirectional  |
 | `edit` (SDEdit)   | none: `clip` noised to `sigma_start`  | `edit` (Meng et al. 2022)           | causal         |
-| `preview`         | a `t2v` draft at `preview_resolution`, upsampled, then `edit` at full size | `preview` then `edit` | causal |
+| `preview`         | a `t2v` draft at `preview_resolution`, upsampled, then `edit` at full size from σ = 1 | `preview` then `edit` | causal |
 
 Any mode takes per-frame `cameras` (multi-shot: a list of T camera names), `actions` (B, T, A), a `caption`,
 `params`, and classifier-free guidance scales per condition group (`guidance={"text": 3, "actions": 1.5}`).
@@ -39,6 +39,11 @@ from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_f
 
 MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
 BIDIRECTIONAL = ("extend_backward", "loop", "connect")
+# SDEdit's starting level when `sigma_start` is not given. `edit` starts high enough for a new caption to change the
+# content; `preview`'s render must keep its draft: σ = 1 renders MuJoCo's own 16-px frames, upsampled, closest to
+# MuJoCo's 32-px render of the same states (32.3 dB, 98% of balls kept; σ = 2 keeps 75%, below the upsampled
+# frame's 31.3 dB; docs/experiments.md, E33).
+SIGMA_START = {"edit": 2.0, "preview": 1.0}
 
 
 @dataclass
@@ -82,10 +87,11 @@ def _clip(model: WorldModel, a, hw, name: str, batch: int | None) -> np.ndarray:
 def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolution=None, steps: int = 8,
              sampler: str = "euler", batch: int = 1, seed: int = 0, image=None, clip=None, head=None, tail=None,
              caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
-             guidance: dict[str, float] | None = None, sigma_start: float = 2.0, preview_resolution=None,
+             guidance: dict[str, float] | None = None, sigma_start: float | None = None, preview_resolution=None,
              preview_steps: int | None = None, progress: bool = False) -> Generation:
     """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
-    `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`."""
+    `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`.
+    `sigma_start`: SDEdit's starting level for `edit` and `preview`'s render (default: `SIGMA_START[mode]`)."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     steps = check_steps(steps)
@@ -95,6 +101,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}", field="batch")
     hw = model.resolution(resolution)
+    sigma_start = SIGMA_START.get(mode) if sigma_start is None else sigma_start  # used by edit and preview only
     if mode == "extend_backward" and model.net.cfg.time_reversal:
         return _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params,
                      guidance, progress)

@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="euler")
     p.add_argument("--guidance-text", type=float, default=1.0)
     p.add_argument("--guidance-actions", type=float, default=1.0)
-    p.add_argument("--sigma-start", type=float, default=2.0, help="edit/preview: SDEdit's starting noise level")
+    p.add_argument("--sigma-start", type=float, default=None,
+                   help="edit/preview: SDEdit's starting noise level (default: edit 2.0, preview 1.0)")
     p.add_argument("--resolution", type=int, nargs="+", default=None)
     p.add_argument("--preview-resolution", type=int, nargs="+", default=None)
     p.add_argument("--simulate", action="store_true", help="with --prompt: MuJoCo's video of the same parameters")
