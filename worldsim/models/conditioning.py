@@ -158,8 +158,8 @@ class CondEmbedder(nn.Module):
                 raise ConfigError("this model was not trained on reversed clips (time_reversal=False)", source="Cond",
                                   field="reversed")
             if cond.reversed.shape != (B,) or cond.reversed.dtype != torch.bool:
-                raise ConfigError(f"expected bool (B,) = ({B},), got {cond.reversed.dtype} {tuple(cond.reversed.shape)}",
-                                  source="Cond", field="reversed")
+                raise ConfigError(f"expected bool (B,) = ({B},), got {cond.reversed.dtype} "
+                                  f"{tuple(cond.reversed.shape)}", source="Cond", field="reversed")
         if cond.text is not None:
             if c.text is None:
                 raise ConfigError("this model has no text encoder (text=None)", source="Cond", field="text")

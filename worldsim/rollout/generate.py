@@ -20,8 +20,7 @@ Bidirectional modes pass `causal=False` to the network; they are in distribution
 `LossConfig.p_bidirectional > 0`. Weights trained on clips played backward too (`data.p_reverse`, their network's
 `time_reversal`) extend backward as they roll out forward: the given frames played backward are the context of a
 rollout told that time runs backward, one frame at a time with a KV cache, and the frames it makes, played
-forward again, are the past.
-Any resolution the weights were trained at, any number of frames (positions are
+forward again, are the past. Any resolution the weights were trained at, any number of frames (positions are
 relative: RoPE in time).
 """
 
@@ -41,8 +40,8 @@ MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "
 BIDIRECTIONAL = ("extend_backward", "loop", "connect")
 # SDEdit's starting level when `sigma_start` is not given. `edit` starts high enough for a new caption to change the
 # content; `preview`'s render must keep its draft: σ = 1 renders MuJoCo's own 16-px frames, upsampled, closest to
-# MuJoCo's 32-px render of the same states (32.3 dB, 98% of balls kept; σ = 2 keeps 75%, below the upsampled
-# frame's 31.3 dB; docs/experiments.md, E33).
+# MuJoCo's 32-px render of the same states (32.3 dB, 98% of balls kept; σ = 2 keeps 75% at 30.8 dB, below the
+# upsampled frame's 31.3 dB; docs/experiments.md, E33).
 SIGMA_START = {"edit": 2.0, "preview": 1.0}
 
 

@@ -172,7 +172,8 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
             windows[chosen] = bucket.occlusions[rng.integers(0, len(bucket.occlusions), int(chosen.sum()))]
         if self.p_reverse > 0:  # drawn after the windows and only when asked, as above
             flip = rng.random(len(windows)) < self.p_reverse
-            return [(b, int(w), bool(f)) for w, f in zip(windows[self.rank :: self.world], flip[self.rank :: self.world])]
+            mine = slice(self.rank, None, self.world)
+            return [(b, int(w), bool(f)) for w, f in zip(windows[mine], flip[mine])]
         return [(b, int(w)) for w in windows[self.rank :: self.world]]
 
     def __iter__(self):
