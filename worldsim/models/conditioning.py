@@ -206,11 +206,11 @@ class CondEmbedder(nn.Module):
             if emb is None:
                 c = c + null
                 continue
-            if g == "text" and isinstance(cond.text, list) and None in cond.text:  # clips without a caption
-                none = torch.tensor([t is None for t in cond.text], device=c.device)[:, None, None]  # (B, 1, 1)
-                emb = torch.where(none, null, emb)
+            nulled = None  # (B, 1, 1): clips whose group takes its null, without a caption or dropped in training
+            if g == "text" and isinstance(cond.text, list) and None in cond.text:
+                nulled = torch.tensor([t is None for t in cond.text], device=c.device)[:, None, None]
             if self.training and self.cfg.cond_dropout > 0:
-                drop = torch.rand(B, 1, 1, device=c.device) < self.cfg.cond_dropout          # (B, 1, 1)
-                emb = torch.where(drop, null, emb)
-            c = c + emb
+                drop = torch.rand(B, 1, 1, device=c.device) < self.cfg.cond_dropout
+                nulled = drop if nulled is None else nulled | drop
+            c = c + (emb if nulled is None else torch.where(nulled, null, emb))
         return c

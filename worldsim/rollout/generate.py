@@ -203,7 +203,7 @@ def _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions
         if len(cams) != T:
             raise ConfigError(f"expected one camera per frame ({T}), got {len(cams)}", field="cameras")
         cams = cams[::-1]
-    config = RolloutConfig(steps=steps, sampler=sampler, window=None, guidance=guidance)
+    config = RolloutConfig(steps=steps, sampler=sampler, guidance=guidance)
     r = Rollout(model, np.ascontiguousarray(known), cameras=cams[:k] if isinstance(cams, list) else cams,
                 params=params, config=config, seed=seed, resolution=hw, reversed=True)
     made = []
