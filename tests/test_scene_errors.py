@@ -57,6 +57,14 @@ def test_unknown_spec_key(bounce_copy):
     assert "spec.yaml" in str(e.value) and "max_frame" in str(e.value) and "unknown key" in str(e.value)
 
 
+@pytest.mark.parametrize("value", ["0", "9", "2.5", "yes"])
+def test_bad_supersample(bounce_copy, value):
+    _edit(bounce_copy / "spec.yaml", "max_frames: 250", f"max_frames: 250\nsupersample: {value}")
+    with pytest.raises(SceneError) as e:
+        load_scene(bounce_copy)
+    assert "spec.yaml" in str(e.value) and "supersample" in str(e.value) and "1..8" in str(e.value)
+
+
 def test_hidden_quantity_must_be_declared(bounce_copy):
     _edit(bounce_copy / "spec.yaml", "gravity: {mode: fixed, value: 9.81}", "gravity: {id: [5, 15]}")
     with pytest.raises(SceneError) as e:

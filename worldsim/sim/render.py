@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
+import einops
 import mujoco
 import numpy as np
 
@@ -40,15 +41,21 @@ class FrameRenderer:
     The unoccluded counts come from one more segmentation render with only the objects shown (scenery hidden).
     That is exact for every object that borders no other object in it (an object partly in front of another
     always borders it); those that do, and active objects with no pixels there (out of view, or wholly behind
-    another object), get an isolated render of their own."""
+    another object), get an isolated render of their own.
+
+    A scene with `supersample: N` renders colour N x N times larger and averages each N x N block: a small ball's
+    edge pixels then carry its sub-pixel position instead of flipping between shapes. Segmentation (and so
+    centroids and visible fractions) stays at the frame's own resolution, one object per pixel."""
 
     def __init__(self, scene: Scene, model: mujoco.MjModel, height: int, width: int):
         self.scene, self.model = scene, model
         self.height, self.width = height, width
-        if width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
-            model.vis.global_.offwidth = max(width, model.vis.global_.offwidth)
-            model.vis.global_.offheight = max(height, model.vis.global_.offheight)
+        self.supersample = n = scene.spec.supersample
+        if n * width > model.vis.global_.offwidth or n * height > model.vis.global_.offheight:
+            model.vis.global_.offwidth = max(n * width, model.vis.global_.offwidth)
+            model.vis.global_.offheight = max(n * height, model.vis.global_.offheight)
         self._renderer = mujoco.Renderer(model, height=height, width=width)
+        self._colour = mujoco.Renderer(model, height=n * height, width=n * width) if n > 1 else self._renderer
         n_geom = model.ngeom
         # geom id -> object index (or -1) for turning a segmentation image into object masks
         self._geom_to_obj = np.full(n_geom + 1, -1, dtype=np.int64)
@@ -59,9 +66,11 @@ class FrameRenderer:
         self._rows = np.arange(height) + 0.5
 
     def close(self) -> None:
+        if self._colour is not None and self._colour is not self._renderer:
+            self._colour.close()
         if self._renderer is not None:
             self._renderer.close()
-            self._renderer = None
+        self._renderer = self._colour = None
 
     def _segment(self, data: mujoco.MjData, camera: int) -> np.ndarray:
         """(H, W) object index per pixel, -1 where no object is seen."""
@@ -77,10 +86,15 @@ class FrameRenderer:
         changes only what the colour render shows (an impossible event): the segmentation, and so centroids,
         visible fractions and events, still describe the physical state."""
         r, m = self._renderer, self.model
-        r.disable_segmentation_rendering()
+        c = self._colour
+        c.disable_segmentation_rendering()
         with edit(m, data) if edit is not None else nullcontext():
-            r.update_scene(data, camera=camera)
-        rgb = r.render().copy()
+            c.update_scene(data, camera=camera)
+        rgb = c.render().copy()  # (nH, nW, 3)
+        if self.supersample > 1:
+            n = self.supersample
+            rgb = einops.reduce(rgb.astype(np.float32), "(h a) (w b) c -> h w c", "mean", a=n, b=n)
+            rgb = np.rint(rgb).astype(np.uint8)  # (H, W, 3)
         k = len(self.scene.objects)
         visible = np.zeros(k)
         centroid = np.full((k, 2), np.nan)

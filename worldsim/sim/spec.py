@@ -20,6 +20,7 @@ HIDDEN_KINDS = {"mass", "gravity"}
 PER_OBJECT_KINDS = {"radius", "x", "y", "z", "speed", "angle", "mass"}
 MOTION_PLANES = {"xz": (0, 2), "xy": (0, 1)}
 MIN_COLOUR_DISTANCE = 80.0  # Euclidean distance in 0-255 RGB; objects are told apart from pixels by colour
+MAX_SUPERSAMPLE = 8  # 64 colour samples per pixel is far past what a box filter gains from more
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class SceneSpec:
     reward: RewardSpec | None = None
     energy_tolerance: float | None = None
     occluder: OccluderSpec | None = None
+    supersample: int = 1  # colour frames are rendered N x N times larger and box-averaged (anti-aliasing)
 
     @property
     def conditioned(self) -> tuple[str, ...]:
@@ -195,7 +197,7 @@ def load_spec(path: str | Path) -> SceneSpec:
         raise SceneError(f"not valid YAML: {' '.join(str(e).split())}", source=path,
                          field=text_position(e)) from None
     top = {"name", "description", "mjcf", "frame_skip", "max_frames", "cameras", "objects", "quantities",
-           "motion_plane", "actions", "reward", "energy_tolerance", "occluder"}
+           "motion_plane", "actions", "reward", "energy_tolerance", "occluder", "supersample"}
     d = _take(raw, top, {"name", "mjcf", "frame_skip", "max_frames", "cameras", "objects"}, path, "")
     name = d["name"]
     if not (isinstance(name, str) and name.isidentifier() and name.islower()):
@@ -290,9 +292,13 @@ def load_spec(path: str | Path) -> SceneSpec:
     if "occluder_width" in {q.kind for q in quantities.values()} and occluder is None:
         raise _fail(path, "quantities", "occluder_width sizes the `occluder`: the scene needs one")
     tol = d.get("energy_tolerance")
+    supersample = d.get("supersample", 1)
+    if not (isinstance(supersample, int) and not isinstance(supersample, bool) and 1 <= supersample <= MAX_SUPERSAMPLE):
+        raise _fail(path, "supersample", f"expected an integer in 1..{MAX_SUPERSAMPLE}, got {supersample!r}")
     return SceneSpec(
         name=name, description=str(d.get("description", "")), mjcf=mjcf, source=path,
         frame_skip=d["frame_skip"], max_frames=d["max_frames"], cameras=tuple(cams), objects=tuple(objects),
         quantities=quantities, motion_plane=plane, actions=ActionSpec(kind=a.get("kind", "none")), reward=reward,
         energy_tolerance=None if tol is None else float(tol), occluder=occluder,
+        supersample=supersample,
     )
