@@ -23,6 +23,9 @@ def _live(model, seed=0):
     return model.eval()
 
 
+HISTORIES = [{}, {"history": 2}, {"history": 2, "history_halo": 2}]
+
+
 def _model(**kw):
     torch.manual_seed(0)
     return _live(build_model("debug", **kw))
@@ -82,10 +85,10 @@ def test_shapes_over_sizes_and_aspects_mixed_in_one_batch(attention):
         torch.testing.assert_close(out[i], alone, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("history", [0, 2])
+@pytest.mark.parametrize("history", HISTORIES)
 @pytest.mark.parametrize("attention", ["full", "factorised"])
 def test_causal_outputs_ignore_later_frames(attention, history):
-    m = _model(attention=attention, action_dim=2, history=history)
+    m = _model(attention=attention, action_dim=2, **history)
     x, s, a = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6), torch.randn(2, 6, 2)
     y = m(x, s, Cond(actions=a))
     for t in (0, 2, 4):
@@ -101,10 +104,10 @@ def test_causal_outputs_ignore_later_frames(attention, history):
     assert not torch.allclose(y3[:, :1], m(x, s, Cond(actions=a), causal=False)[:, :1])
 
 
-@pytest.mark.parametrize("history", [0, 2])
+@pytest.mark.parametrize("history", HISTORIES)
 @pytest.mark.parametrize("attention", ["full", "factorised"])
 def test_cached_forward_equals_uncached(attention, history):
-    m = _model(attention=attention, action_dim=2, param_dim=1, history=history)
+    m = _model(attention=attention, action_dim=2, param_dim=1, **history)
     x, s = torch.randn(2, 6, 3, 8, 8), torch.rand(2, 6)
     cond = Cond(actions=torch.randn(2, 6, 2), params=torch.randn(2, 1), text=["red ball", "two balls"])
     full = m(x, s, cond)
@@ -173,6 +176,34 @@ def test_history_stacks_the_previous_frames_pixels():
     with pytest.raises(ConfigError) as e:
         build_model("debug", history=1, patch=(2, 4, 4))
     assert e.value.field == "history"
+
+
+def test_history_halo_widens_each_tokens_view_of_the_past():
+    """With `history_halo=a` a token reads the previous frames' pixels up to a px outside its patch (zeros beyond the
+    frame), and nothing further out; its own frame is still its patch only."""
+    a = 2
+    m = _model(history=1, history_halo=a)
+    assert m.embed.in_features == m.cfg.patch_dim + 3 * (4 + 2 * a) ** 2
+    x = torch.randn(1, 2, 3, 8, 8)
+    tokens = m._tokens(x, None, False)                                              # (1, 2 * 4, D)
+    token = 4 + 3  # frame 1, patch (1, 1): pixels [4, 8) x [4, 8)
+    for (r, c), seen in (((4 - a, 5), True), ((4 - a - 1, 5), False), ((7, 7), True), ((3, 3), True)):
+        x2 = x.clone()
+        x2[0, 0, :, r, c] += 1.0  # frame 0 is frame 1's history
+        changed = (m._tokens(x2, None, False) != tokens).any(-1)[0]
+        assert bool(changed[token]) == seen, (r, c)
+        own = torch.zeros(4, dtype=torch.bool)
+        own[(r // 4) * 2 + c // 4] = True
+        assert torch.equal(changed[:4], own)  # frame 0's tokens: only the patch holding the pixel (no halo of x)
+    x3 = x.clone()
+    x3[0, 1, :, 0, 7] += 1.0  # frame 1's own pixel, outside patch (1, 1)
+    assert not (m._tokens(x3, None, False) != tokens).any(-1)[0, token]
+    corner = tokens[0, 4, m.cfg.patch_dim:].view(3, 4 + 2 * a, 4 + 2 * a)          # patch (0, 0) of frame 1
+    assert not corner[:, :a].any() and not corner[:, :, :a].any()  # outside the frame: zeros
+    torch.testing.assert_close(corner[:, a:a + 4, a:a + 4], x[0, 0, :, :4, :4])
+    with pytest.raises(ConfigError) as e:
+        build_model("debug", history_halo=2)
+    assert e.value.field == "history_halo"
 
 
 def test_each_frame_is_modulated_by_its_own_noise_level():

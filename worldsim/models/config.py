@@ -40,6 +40,9 @@ class DiTConfig:
     # Pixels of this many previous frames are stacked onto each frame's patches (channel concatenation: DIAMOND and
     # GameNGen condition on past frames so), giving every token the local motion of its patch without attention.
     history: int = 0
+    # With history, each token reads this many pixels of the previous frames around its patch too (a (p + 2 halo)^2
+    # window, zero outside the frame): a ball that moves a patch per frame or two is still in its next token's view.
+    history_halo: int = 0
     # In bidirectional calls only, pixels of this many *next* frames are embedded into each frame's tokens (a separate
     # embedding, zero at init, unused in causal calls): the backward twin of `history`, for extend backward.
     future: int = 0
@@ -67,9 +70,13 @@ class DiTConfig:
             if getattr(self, name) and self.patch[0] != 1:
                 raise ConfigError(f"{name} needs one frame per token (pt = 1), got patch {self.patch}", source=src,
                                   field=name)
-        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim", "history", "future"):
+        for name in ("action_dim", "action_classes", "camera_classes", "camera_dim", "param_dim", "history", "future",
+                     "history_halo"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", source=src, field=name)
+        if self.history_halo and not self.history:
+            raise ConfigError("history_halo widens the history's view: it needs history >= 1", source=src,
+                              field="history_halo")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"must be in [0, 1), got {self.cond_dropout}", source=src, field="cond_dropout")
 
@@ -83,5 +90,8 @@ class DiTConfig:
 
     @property
     def input_dim(self) -> int:
-        """Values per input token: its own patch and the same patch of each of `history` previous frames."""
-        return self.patch_dim * (1 + self.history)
+        """Values per input token: its own patch and the same patch (widened by `history_halo` on each side) of each
+        of `history` previous frames."""
+        _, ph, pw = self.patch
+        a = self.history_halo
+        return self.patch_dim + self.channels * self.history * (ph + 2 * a) * (pw + 2 * a)

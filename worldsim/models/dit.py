@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
+from einops import rearrange
 from torch import nn
+from torch.nn import functional as F
 
 from worldsim import kernels
 from worldsim.errors import ConfigError
@@ -106,7 +108,7 @@ class VideoDiT(nn.Module):
             raise ConfigError("write_cache needs a cache", source=f"VideoDiT({self.name})", field="cache")
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
-        h = self.embed(kernels.patchify(self._stack_history(x, cache, write_cache), cfg.patch))
+        h = self.embed(self._tokens(x, cache, write_cache))                             # (B, N, D)
         if self.embed_future is not None and not causal:
             h = h + self.embed_future(kernels.patchify(self._next_frames(x), cfg.patch))
         h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
@@ -123,6 +125,19 @@ class VideoDiT(nn.Module):
             cache.frames, cache.cached, cache.grid = t0 + Tp, past + Tp, (Hp, Wp)
         out = self.final(h, c).reshape(B, Tp * S, cfg.patch_dim)                       # (B, N, P)
         return kernels.unpatchify(out, cfg.patch, (T, H, W))                           # (B, T, C, H, W)
+
+    def _tokens(self, x: torch.Tensor, cache: KVCache | None, write: bool) -> torch.Tensor:
+        """x (B, T, C, H, W) -> (B, N, input_dim): each token's patch, then its history (with any halo)."""
+        a = self.cfg.history_halo
+        if not a:
+            return kernels.patchify(self._stack_history(x, cache, write), self.cfg.patch)
+        B, T, C, H, W = x.shape
+        _, ph, pw = self.cfg.patch
+        past = self._stack_history(x, cache, write)[:, :, C:]                          # (B, T, C h, H, W)
+        win = F.unfold(rearrange(past, "b t c h w -> (b t) c h w"), (ph + 2 * a, pw + 2 * a), padding=a,
+                       stride=(ph, pw))                                                # (B T, C h k k, Hp Wp)
+        win = rearrange(win, "(b t) d s -> b (t s) d", b=B)                            # (B, N, C h k k)
+        return torch.cat((kernels.patchify(x, self.cfg.patch), win), -1)
 
     def _stack_history(self, x: torch.Tensor, cache: KVCache | None, write: bool) -> torch.Tensor:
         """x (B, T, C, H, W) -> (B, T, C * (1 + h), H, W): each frame with the h frames before it (the cache's last
