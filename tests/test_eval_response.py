@@ -50,3 +50,13 @@ def test_evaluate_reports_the_response_probe_and_refuses_a_scene_without_actions
     assert cli_main(["evaluate", "--scene", "bounce", "--probes", "response", "--episodes", "1",
                      "--out", str(tmp_path / "b")]) != 0
     assert "--probes" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_where_the_actions_turn_the_camera_every_object_is_an_agent():
+    """`orbit` actuates no object: its actions orbit the camera, so each still object moves on screen with them."""
+    episodes = fresh_episodes("orbit", 3, K + H, seed=0)
+    out = R.run("orbit", {"copy-last": CopyLast()}, episodes, context=K, horizon=H, n_resamples=100)
+    assert out["agents"] == ["ball", "cube", "can"] and out["checked"] >= 2
+    exact, copy = out["scores"]["mujoco (exact)"], out["scores"]["copy-last"]
+    assert exact["separation_px"]["value"] > 1.0 and exact["separation_error_px"]["value"] == 0.0
+    assert copy["separation_px"]["value"] == 0.0 and copy["response_pass_rate"]["value"] < 1.0

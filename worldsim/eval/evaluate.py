@@ -163,7 +163,7 @@ def _validate(cfg: EvalConfig) -> None:
     if "response" in cfg.probes:
         from worldsim.eval.response import agents
 
-        agents(cfg.scene)  # ConfigError for a scene without actuated objects
+        agents(cfg.scene)  # ConfigError for a scene whose actions move neither an object nor the camera
     if "modes" in cfg.probes and cfg.context % 2:
         raise ConfigError(f"the mode probes need an even --context (connect's head and tail), got {cfg.context}",
                           field="--context")

@@ -1,11 +1,12 @@
-"""Action response (issue 9, `push`): do two action sequences make two futures, as they do in MuJoCo?
+"""Action response (issue 9, `push`, `orbit`): do two action sequences make two futures, as they do in MuJoCo?
 
 Users of video world models report continuous actions being ignored: a model can score well on next-frame PSNR by
 drawing the agent where it was. This probe rolls every test episode out twice from the same context: under its own
 actions (A) and under their mirror image (B: every action after the context negated, still inside a symmetric
-action box). The agents' centres (objects moved by an actuator, `sim.events.actuated_objects`) are read from the
-frames by the colour parser (`parse.py`) in MuJoCo's two rollouts (the exact simulator) and in the predictor's two,
-and the A–B separations compared step by step.
+action box). The agents' centres (objects moved by an actuator, `sim.events.actuated_objects`; where the actions
+move the camera instead, `orbit`, every object, since each moves on screen with the camera) are read from the frames
+by the colour parser (`parse.py`) in MuJoCo's two rollouts (the exact simulator) and in the predictor's two, and the
+A–B separations compared step by step.
 
 Per episode (NaN where nothing is checked): `separation_px` (the predictor's A–B distance at the last step),
 `separation_error_px` (|predictor's − MuJoCo's| separation at the last step), `response_pass_rate` (checked steps
@@ -32,15 +33,19 @@ THRESHOLDS = {"response_tolerance_px_at_32": RESPONSE_TOLERANCE_PX, "mirror": "a
 
 
 def agents(scene: str) -> list[int]:
-    """Indices of the scene's actuated objects; the probe needs at least one and a symmetric action box."""
+    """Indices of the objects the actions move on screen: the actuated ones, or all of them in a scene whose actions
+    move the camera (`consistency.applicable` lists "orbit"); the probe also needs a symmetric action box."""
+    from worldsim.eval.consistency import applicable
     from worldsim.sim.events import actuated_objects
     from worldsim.sim.registry import get_scene
 
     sc = get_scene(scene)
     found = sorted(actuated_objects(sc))
+    if not found and "orbit" in applicable(scene):
+        found = list(range(len(sc.spec.objects)))
     if not found:
-        raise ConfigError(f"the action-response probe needs a scene with an actuated object, not {scene!r}",
-                          field="--probes")
+        raise ConfigError(f"the action-response probe needs a scene whose actions move an object or the camera, "
+                          f"not {scene!r}", field="--probes")
     lo, hi = sc.model.actuator_ctrlrange.T  # the env's action box (scene_env.SceneEnv.action_space)
     if not np.allclose(lo, -hi):
         raise ConfigError(f"{scene!r}'s action box is not symmetric, so negated actions leave it", field="--probes")
