@@ -64,13 +64,18 @@ def short_evaluation(scene: str) -> dict:
     return evaluate(cfg).figures
 
 
+def standard_error(est: dict) -> float:
+    """The standard error behind a bootstrap estimate's 95% interval (its width / 2 x 1.96)."""
+    lo, hi = est["ci95"]
+    return (hi - lo) / 3.92
+
+
 def measure(scene: str) -> None:
     """Print this test's figures for `scene` with their standard errors (to fill in `SHIPPED` when shipping)."""
     figures = short_evaluation(scene)
     for key in ("psnr@1", "psnr", "ssim", "position_px_vs_mujoco", "missing@1"):
         est = figures["model"]["summary"][key]
-        lo, hi = est["ci95"]
-        print(f"{key}: value {est['value']:.4f} se {(hi - lo) / 3.92:.4f} "
+        print(f"{key}: value {est['value']:.4f} se {standard_error(est):.4f} "
               f"copy-last {figures['scores']['copy-last']['summary'][key]['value']:.4f}")
 
 
@@ -88,7 +93,7 @@ def measure_modes(scene: str = "occlusion") -> None:
     for mode, out in mode_evaluation(scene).items():
         est = out["scores"].get("shipped", {}).get("pass_rate")
         if est is not None:
-            print(f"{mode} pass rate: value {est['value']:.4f} se {(est['ci95'][1] - est['ci95'][0]) / 3.92:.4f}")
+            print(f"{mode} pass rate: value {est['value']:.4f} se {standard_error(est):.4f}")
 
 
 def cut_evaluation(scene: str) -> dict:
@@ -106,7 +111,7 @@ def measure_cuts(scene: str = "collide") -> None:
     """Print the shipped model's cut figures with their standard errors (to fill in `CUTS` when shipping)."""
     scores = cut_evaluation(scene)
     for key, est in scores["shipped"].items():
-        print(f"{key}: value {est['value']:.4f} se {(est['ci95'][1] - est['ci95'][0]) / 3.92:.4f} "
+        print(f"{key}: value {est['value']:.4f} se {standard_error(est):.4f} "
               f"copy-last {scores['copy-last'][key]['value']:.4f}")
 
 
