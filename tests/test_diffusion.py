@@ -161,6 +161,65 @@ def test_loss_shows_faded_context_and_scores_clean_frames():
     assert (shown[ctx] - x[ctx]).abs().amax() > 0.1  # context frames: faded
 
 
+def test_motion_mask_marks_the_square_where_it_is_and_was_and_not_the_static_line():
+    from worldsim.diffusion.loss import motion_mask
+
+    x = _moving_square_clip()
+    moved = motion_mask(x, "target")[0]                                                      # (T, H, W)
+    assert not moved[:, 1].any()  # the static line never moves
+    for t in range(1, 8):  # the square's leading column, and the column it just left
+        assert moved[t, 8:11, 5 + t].all() and moved[t, 8:11, 2 + t].all()
+    for t in range(7):  # its trailing column, which it leaves next
+        assert moved[t, 8:11, 3 + t].all()
+    assert not any(moved[t, 8:11, 4 + t].any() for t in range(8))  # its middle stays red in every neighbour
+    assert not motion_mask(x[:, :1]).any()  # one frame: nothing to compare
+
+
+def test_past_motion_mask_covers_where_the_square_goes_from_the_context_alone():
+    from worldsim.diffusion.loss import motion_mask
+
+    x = _moving_square_clip()
+    past = motion_mask(x, "past", radius=1)[0]                                               # (T, H, W)
+    assert not past[:2].any()  # no two previous frames to compare
+    for t in range(2, 8):  # the square of frame t (columns 3+t..5+t) lies in the widened mask of frames t-2, t-1
+        assert past[t, 8:11, 3 + t:6 + t].all()
+    assert not past[:, 1].any() and not past[:, 13:].any()  # the static line and the far rows stay plain
+    # the mask depends on the past only: changing the scored frame leaves its own mask alone
+    y = x.clone()
+    y[0, 5] = 0.0
+    assert torch.equal(motion_mask(y, "past", 1)[0, 5], past[5])
+    assert not torch.equal(motion_mask(x, "past", 0)[0], past)  # the radius widens it
+
+
+def test_motion_weight_scores_errors_on_moving_pixels_more_and_keeps_validation_plain():
+    x = _moving_square_clip().expand(2, -1, -1, -1, -1).contiguous()
+    from worldsim.diffusion.loss import motion_mask
+
+    moved = motion_mask(x)
+    sig, ctx = torch.full((2, 8), 0.5), torch.zeros(2, 8, dtype=torch.bool)
+    noise = torch.zeros_like(x)
+
+    def erring(where):
+        def den(x_, s_, c=None):
+            return x + 0.1 * where.unsqueeze(2).float()  # a fixed error on the chosen pixels only
+        return den
+
+    plain, weighted = D.LossConfig(), D.LossConfig(motion_weight=20.0, motion_mask="target")
+    on_moving, on_static = erring(moved), erring(~moved & (torch.rand(moved.shape) < 0.05))
+    kw = dict(sigma=sig, noise=noise, context=ctx)
+    assert torch.allclose(D.loss(on_moving, x, cfg=plain, **kw),
+                          D.loss(on_moving, x, cfg=D.LossConfig(motion_weight=0.0), **kw))
+    # the same error on moving pixels costs more with the weight; on static pixels, less (a weighted mean)
+    assert D.loss(on_moving, x, cfg=weighted, **kw) > 3 * D.loss(on_moving, x, cfg=plain, **kw)
+    assert D.loss(on_static, x, cfg=weighted, **kw) < D.loss(on_static, x, cfg=plain, **kw)
+    # validation is the plain mean whatever the training weight
+    assert torch.equal(D.fixed_grid_loss(on_moving, x, cfg=weighted), D.fixed_grid_loss(on_moving, x, cfg=plain))
+    with pytest.raises(ConfigError, match="motion_weight"):
+        D.LossConfig(motion_weight=-1.0)
+    with pytest.raises(ConfigError, match="motion_mask"):
+        D.LossConfig(motion_mask="future")
+
+
 def test_own_context_draws_nothing_when_off_and_only_trailing_prefix_context():
     off = D.LossConfig(p_context=1.0)
     on = D.LossConfig(p_context=1.0, own_context=OwnContextConfig(p=1.0, frames=2))

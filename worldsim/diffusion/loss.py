@@ -5,9 +5,11 @@ is then a noise plan over a model trained this way (`plans`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
 from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma
 from worldsim.diffusion.fade import FadeConfig, draw_fade, fade_context
@@ -18,6 +20,10 @@ PATTERNS = ("first", "first_k", "last_k", "first_last", "ends_k")  # besides "al
 # "ends_k" (the first and the last k frames: `connect` with multi-frame head and tail) is opt-in: the default set
 # is the original four, so configs written before it keep every random draw they had.
 DEFAULT_PATTERNS = PATTERNS[:4]
+# A pixel "moves" where its RGB step to a neighbouring frame exceeds 40 8-bit levels (Euclidean): the motion mask of
+# Physics-IQ and the moving-pixel metrics (worldsim.eval.metrics.MOTION_DISTANCE), in the [-1, 1] units of clips.
+MOTION_THRESHOLD = 40 / 127.5
+MOTION_MASKS = ("past", "target")
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,14 @@ class LossConfig:
     p_bidirectional: float = 0.0  # share of steps run without the causal mask (passes causal=False to the net)
     fade: FadeConfig = field(default_factory=FadeConfig)  # context frames shown faded (`fade`); off by default
     own_context: OwnContextConfig = field(default_factory=OwnContextConfig)  # context from own samples; off by default
+    # Moving pixels count 1 + this in each frame's (weighted mean) error: a 3-px ball is 1% of a 32x32 frame, so
+    # unweighted its loss is noise beside the background's. 0 is the plain mean, off by default (E44, E45).
+    motion_weight: float = 0.0
+    # Which pixels: "past", where the two previous frames moved, widened by `motion_radius` px (known from the
+    # context, so the loss's optimum stays the conditional mean); "target", where the scored frame itself moves (an
+    # optimum biased toward drawing objects wherever they may be: E44 sprayed balls over the frame).
+    motion_mask: str = "past"
+    motion_radius: int = 2  # px: about the fastest object's step per frame at 32x32
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
@@ -37,6 +51,40 @@ class LossConfig:
         for name in ("p_context", "p_bidirectional"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"must be in [0, 1], got {getattr(self, name)}", source="LossConfig", field=name)
+        if self.motion_weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.motion_weight}", source="LossConfig", field="motion_weight")
+        if self.motion_mask not in MOTION_MASKS:
+            raise ConfigError(f"unknown mask {self.motion_mask!r}; known: {MOTION_MASKS}", source="LossConfig",
+                              field="motion_mask")
+        if self.motion_radius < 0:
+            raise ConfigError(f"must be >= 0, got {self.motion_radius}", source="LossConfig", field="motion_radius")
+
+
+def _steps(x: torch.Tensor) -> torch.Tensor:
+    """(B, T-1, H, W) bool: pixels whose colour steps by more than `MOTION_THRESHOLD` from frame t to t + 1."""
+    return (x[:, 1:].float() - x[:, :-1].float()).pow(2).sum(dim=2).sqrt() > MOTION_THRESHOLD
+
+
+def motion_mask(x: torch.Tensor, kind: str = "target", radius: int = 0) -> torch.Tensor:
+    """(B, T, H, W) bool for clips x (B, T, C, H, W). "target": pixels that step to the previous or the next frame
+    (an object where it is and where it was). "past": pixels that stepped from frame t-2 to t-1, widened by `radius`
+    px, where an object of frame t can be if it moves at most `radius` px a frame; nothing in the first two frames."""
+    B, T, _, H, W = x.shape
+    moved = torch.zeros(B, T, H, W, dtype=torch.bool, device=x.device)
+    if T < 2:
+        return moved
+    step = _steps(x)                                                                         # (B, T-1, H, W)
+    if kind == "target":
+        moved[:, 1:] |= step
+        moved[:, :-1] |= step
+        return moved
+    if T > 2:
+        past = step[:, :-1].float()                                                          # (B, T-2, H, W)
+        if radius > 0:
+            past = F.max_pool2d(rearrange(past, "b t h w -> (b t) 1 h w"), 2 * radius + 1, stride=1, padding=radius)
+            past = rearrange(past, "(b t) 1 h w -> b t h w", b=B)
+        moved[:, 2:] = past > 0
+    return moved
 
 
 def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -110,7 +158,7 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     """EDM loss of `denoiser` on clean clips x (B, T, C, H, W) in [-1, 1]; a scalar.
 
     Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
-    by the number of frames (B T). With a drawn fade, the network sees the faded context (`fade`), and with a drawn
+    by the number of frames (B T); with `motion_weight` the mean is weighted toward moving pixels (`motion_mask`). With a drawn fade, the network sees the faded context (`fade`), and with a drawn
     own context, context frames it sampled itself (`own_context`), while the frames it is scored on stay the clean x.
     `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
     not given is drawn from `generator`."""
@@ -132,7 +180,13 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     shown = shown if fade is None else fade_context(shown, *fade)
     xt = shown + per_frame(sigma) * noise                                                  # (B, T, C, H, W)
     denoised = denoiser(xt, sigma, cond, **kwargs)
-    per_frame_err = (denoised.float() - x.float()).pow(2).mean(dim=(2, 3, 4))             # (B, T)
+    sq_err = (denoised.float() - x.float()).pow(2)                                         # (B, T, C, H, W)
+    if cfg.motion_weight > 0:
+        moved = motion_mask(x, cfg.motion_mask, cfg.motion_radius)                             # (B, T, H, W)
+        weight = 1.0 + cfg.motion_weight * moved.unsqueeze(2).float()                          # (B, T, 1, H, W)
+        per_frame_err = (sq_err * weight).mean(dim=(2, 3, 4)) / weight.mean(dim=(2, 3, 4))  # (B, T)
+    else:
+        per_frame_err = sq_err.mean(dim=(2, 3, 4))                                           # (B, T)
     target = (~context).float()
     # A mean over clips of each clip's summed frame losses / T (context frames add 0): linear in the clips, so a
     # batch split across data-parallel ranks averages to exactly the whole batch's loss.
@@ -142,7 +196,9 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
 def fixed_grid_loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, levels: int = 8, cfg: LossConfig = LossConfig(),
                     seed: int = 0) -> torch.Tensor:
     """The loss on a fixed grid of noise levels (all frames at each level in turn) with fixed noise: a number that
-    changes only when the denoiser does, for validation curves and overfitting checks."""
+    changes only when the denoiser does, for validation curves and overfitting checks. Always the plain mean
+    (`motion_weight` off), so runs with and without the weighting share one validation scale."""
+    cfg = replace(cfg, motion_weight=0.0)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(x.shape, generator=g).to(x.device)
     none = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
