@@ -12,7 +12,7 @@ import torch
 from worldsim import diffusion as D
 from worldsim.diffusion import plans
 from worldsim.diffusion.fade import FadeConfig, fade_context
-from worldsim.diffusion.loss import draw
+from worldsim.diffusion.loss import draw, motion_mask
 from worldsim.diffusion.own_context import OwnContextConfig, own_context, quantize
 from worldsim.errors import ConfigError
 from worldsim.models import Cond, build_model
@@ -162,8 +162,6 @@ def test_loss_shows_faded_context_and_scores_clean_frames():
 
 
 def test_motion_mask_marks_the_square_where_it_is_and_was_and_not_the_static_line():
-    from worldsim.diffusion.loss import motion_mask
-
     x = _moving_square_clip()
     moved = motion_mask(x, "target")[0]                                                      # (T, H, W)
     assert not moved[:, 1].any()  # the static line never moves
@@ -172,12 +170,11 @@ def test_motion_mask_marks_the_square_where_it_is_and_was_and_not_the_static_lin
     for t in range(7):  # its trailing column, which it leaves next
         assert moved[t, 8:11, 3 + t].all()
     assert not any(moved[t, 8:11, 4 + t].any() for t in range(8))  # its middle stays red in every neighbour
-    assert not motion_mask(x[:, :1]).any()  # one frame: nothing to compare
+    one = x[:, :1]  # one frame: nothing to compare
+    assert not motion_mask(one, "target").any() and not motion_mask(one, "past", 2).any()
 
 
 def test_past_motion_mask_covers_where_the_square_goes_from_the_context_alone():
-    from worldsim.diffusion.loss import motion_mask
-
     x = _moving_square_clip()
     past = motion_mask(x, "past", radius=1)[0]                                               # (T, H, W)
     assert not past[:2].any()  # no two previous frames to compare
@@ -193,9 +190,7 @@ def test_past_motion_mask_covers_where_the_square_goes_from_the_context_alone():
 
 def test_motion_weight_scores_errors_on_moving_pixels_more_and_keeps_validation_plain():
     x = _moving_square_clip().expand(2, -1, -1, -1, -1).contiguous()
-    from worldsim.diffusion.loss import motion_mask
-
-    moved = motion_mask(x)
+    moved = motion_mask(x, "target")
     sig, ctx = torch.full((2, 8), 0.5), torch.zeros(2, 8, dtype=torch.bool)
     noise = torch.zeros_like(x)
 
@@ -205,13 +200,14 @@ def test_motion_weight_scores_errors_on_moving_pixels_more_and_keeps_validation_
         return den
 
     plain, weighted = D.LossConfig(), D.LossConfig(motion_weight=20.0, motion_mask="target")
-    on_moving, on_static = erring(moved), erring(~moved & (torch.rand(moved.shape) < 0.05))
+    some = torch.rand(moved.shape, generator=torch.Generator().manual_seed(0)) < 0.05
+    on_moving, on_static = erring(moved), erring(~moved & some)
     kw = dict(sigma=sig, noise=noise, context=ctx)
-    assert torch.allclose(D.loss(on_moving, x, cfg=plain, **kw),
-                          D.loss(on_moving, x, cfg=D.LossConfig(motion_weight=0.0), **kw))
     # the same error on moving pixels costs more with the weight; on static pixels, less (a weighted mean)
     assert D.loss(on_moving, x, cfg=weighted, **kw) > 3 * D.loss(on_moving, x, cfg=plain, **kw)
     assert D.loss(on_static, x, cfg=weighted, **kw) < D.loss(on_static, x, cfg=plain, **kw)
+    past = D.LossConfig(motion_weight=20.0)  # the default mask, from the context: weighs the square's frames 2..7
+    assert D.loss(on_moving, x, cfg=past, **kw) > 2 * D.loss(on_moving, x, cfg=plain, **kw)
     # validation is the plain mean whatever the training weight
     assert torch.equal(D.fixed_grid_loss(on_moving, x, cfg=weighted), D.fixed_grid_loss(on_moving, x, cfg=plain))
     with pytest.raises(ConfigError, match="motion_weight"):

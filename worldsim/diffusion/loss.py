@@ -65,7 +65,7 @@ def _steps(x: torch.Tensor) -> torch.Tensor:
     return (x[:, 1:].float() - x[:, :-1].float()).pow(2).sum(dim=2).sqrt() > MOTION_THRESHOLD
 
 
-def motion_mask(x: torch.Tensor, kind: str = "target", radius: int = 0) -> torch.Tensor:
+def motion_mask(x: torch.Tensor, kind: str, radius: int = 0) -> torch.Tensor:
     """(B, T, H, W) bool for clips x (B, T, C, H, W). "target": pixels that step to the previous or the next frame
     (an object where it is and where it was). "past": pixels that stepped from frame t-2 to t-1, widened by `radius`
     px, where an object of frame t can be if it moves at most `radius` px a frame; nothing in the first two frames."""
