@@ -73,13 +73,13 @@ def motion_mask(x: torch.Tensor, kind: str, radius: int = 0) -> torch.Tensor:
     moved = torch.zeros(B, T, H, W, dtype=torch.bool, device=x.device)
     if T < 2:
         return moved
-    step = _steps(x)                                                                         # (B, T-1, H, W)
+    step = _steps(x)                                                                        # (B, T-1, H, W)
     if kind == "target":
         moved[:, 1:] |= step
         moved[:, :-1] |= step
         return moved
     if T > 2:
-        past = step[:, :-1].float()                                                          # (B, T-2, H, W)
+        past = step[:, :-1].float()                                                         # (B, T-2, H, W)
         if radius > 0:
             past = F.max_pool2d(rearrange(past, "b t h w -> (b t) 1 h w"), 2 * radius + 1, stride=1, padding=radius)
             past = rearrange(past, "(b t) 1 h w -> b t h w", b=B)
@@ -158,8 +158,9 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     """EDM loss of `denoiser` on clean clips x (B, T, C, H, W) in [-1, 1]; a scalar.
 
     Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
-    by the number of frames (B T); with `motion_weight` the mean is weighted toward moving pixels (`motion_mask`). With a drawn fade, the network sees the faded context (`fade`), and with a drawn
-    own context, context frames it sampled itself (`own_context`), while the frames it is scored on stay the clean x.
+    by the number of frames (B T); with `motion_weight` the mean is weighted toward moving pixels (`motion_mask`).
+    With a drawn fade, the network sees the faded context (`fade`), and with a drawn own context, context frames it
+    sampled itself (`own_context`), while the frames it is scored on stay the clean x.
     `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
     not given is drawn from `generator`."""
     dev = x.device
@@ -182,11 +183,11 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     denoised = denoiser(xt, sigma, cond, **kwargs)
     sq_err = (denoised.float() - x.float()).pow(2)                                         # (B, T, C, H, W)
     if cfg.motion_weight > 0:
-        moved = motion_mask(x, cfg.motion_mask, cfg.motion_radius)                             # (B, T, H, W)
-        weight = 1.0 + cfg.motion_weight * moved.unsqueeze(2).float()                          # (B, T, 1, H, W)
+        moved = motion_mask(x, cfg.motion_mask, cfg.motion_radius)                          # (B, T, H, W)
+        weight = 1.0 + cfg.motion_weight * moved.unsqueeze(2).float()                       # (B, T, 1, H, W)
         per_frame_err = (sq_err * weight).mean(dim=(2, 3, 4)) / weight.mean(dim=(2, 3, 4))  # (B, T)
     else:
-        per_frame_err = sq_err.mean(dim=(2, 3, 4))                                           # (B, T)
+        per_frame_err = sq_err.mean(dim=(2, 3, 4))                                          # (B, T)
     target = (~context).float()
     # A mean over clips of each clip's summed frame losses / T (context frames add 0): linear in the clips, so a
     # batch split across data-parallel ranks averages to exactly the whole batch's loss.
