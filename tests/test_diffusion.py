@@ -547,6 +547,17 @@ def test_actions_steer_the_model(steered):
     assert (e_swap >= 10 * e_own).all(), (e_own, e_swap)
 
 
+def test_next_frame_losses_tell_whether_actions_are_used(steered):
+    den, clips, acts, caps = steered
+    with_, without = D.next_frame_losses(den, clips[:2], Cond(actions=acts[:2], text=caps[:2]), levels=4)
+    assert with_ < 0.5 * without, (with_, without)
+    # A fresh network's output layer is zero: it ignores every condition, and the two losses agree exactly.
+    torch.manual_seed(0)
+    fresh = D.EDMDenoiser(build_model("debug", action_dim=1, patch=(1, 2, 2)), den.cfg)
+    with_, without = D.next_frame_losses(fresh, clips[:2], Cond(actions=acts[:2], text=caps[:2]), levels=4)
+    assert with_ > 0 and torch.equal(with_, without)
+
+
 def test_captions_steer_the_model(steered):
     den, clips, acts, caps = steered
     own = _generate(den, clips[2:], acts[2:], caps[2:])

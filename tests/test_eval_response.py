@@ -3,6 +3,8 @@ simulator follows it, a predictor that ignores actions (copy-last) does not, and
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -60,3 +62,21 @@ def test_where_the_actions_turn_the_camera_every_object_is_an_agent():
     exact, copy = out["scores"]["mujoco (exact)"], out["scores"]["copy-last"]
     assert exact["separation_px"]["value"] > 1.0 and exact["separation_error_px"]["value"] == 0.0
     assert copy["separation_px"]["value"] == 0.0 and copy["response_pass_rate"]["value"] < 1.0
+
+
+def test_action_guidance_reaches_the_world_models_rollouts(capsys, tmp_path):
+    """`--guidance-actions` scales the actions' effect in every sampled frame (classifier-free guidance); a bad scale
+    is refused before anything is written."""
+    from rollout_helpers import debug_weights
+    from worldsim.eval.evaluate import EvalConfig, evaluate
+
+    weights = str(debug_weights(tmp_path / "push.safetensors", "push"))
+    base = EvalConfig(scene="push", model=weights, episodes=2, context=K, horizon=3, resolution=16, videos=0,
+                      baselines=(), bootstrap=50)
+    psnr = [evaluate(dataclasses.replace(base, guidance_actions=g)).figures["model"]["summary"]["psnr@1"]["value"]
+            for g in (1.0, 1.0, 3.0)]
+    assert psnr[0] == psnr[1] != psnr[2]
+    out = tmp_path / "bad"
+    assert cli_main(["evaluate", "--scene", "push", "--model", weights, "--guidance-actions", "-1", "--episodes", "1",
+                     "--out", str(out)]) != 0
+    assert "guidance.actions" in capsys.readouterr().err and not out.exists()

@@ -23,7 +23,7 @@ def _live(model, seed=0):
     return model.eval()
 
 
-HISTORIES = [{}, {"history": 2}, {"history": 2, "history_halo": 2}]
+HISTORIES = [{}, {"history": 2}, {"history": 2, "history_halo": 2}, {"history": 2, "history_halo": 1, "action_warp": True}]
 
 
 def _model(**kw):

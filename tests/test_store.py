@@ -14,6 +14,7 @@ import zarr
 
 import worldsim  # noqa: F401  (sets MUJOCO_GL before mujoco loads)
 from worldsim.cli import main as cli
+from worldsim.data.inspect import summary
 from worldsim.data.recorder import RecordConfig, record
 from worldsim.data.schema import ARRAYS, ROOT_ATTRS, SCHEMA_VERSION, SPLIT_ATTRS
 from worldsim.data.store import open_store
@@ -208,3 +209,15 @@ def test_docs_describe_every_array_and_attribute():
     for name in [a.name for a in ARRAYS] + list(ROOT_ATTRS) + list(SPLIT_ATTRS):
         assert re.search(rf"`{name}`", doc), f"docs/data.md does not document `{name}`"
     assert f"schema version {SCHEMA_VERSION}" in doc.lower()
+
+
+def test_inspect_measures_how_the_actions_move_the_agent(store, tmp_path, capsys):
+    """`push` under uniform random actions: the pusher's step follows its velocity command, x right and y up the
+    table (down the image); `bounce` has no actions to measure."""
+    path = tiny(tmp_path / "push.zarr", scene="push", episodes=4, frames=24, policy="uniform")
+    assert cli(["inspect", str(path), "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)["action_px"]
+    (xx, xy), (yx, yy) = m["per_action"]
+    assert m["object"] == "pusher" and m["r2"] > 0.5 and m["steps"] >= 60
+    assert 0.6 < xx < 1.3 and -1.3 < yy < -0.6 and abs(xy) < 0.2 and abs(yx) < 0.2   # ~0.94 px per unit at 32 px
+    assert summary(open_store(store))["action_px"] is None

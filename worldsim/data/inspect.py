@@ -23,8 +23,39 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
+def action_displacement(store: EpisodeStore, split: str, episodes: int = 64) -> dict | None:
+    """How the actions move things on screen: for each object, the least-squares map from the action into a frame
+    to its centroid's step into that frame (px at a 32-px frame height, `worldsim.models.warp`'s unit), over the
+    first `episodes` committed episodes; the object the actions explain best (highest R²) is reported, with its map
+    as 2 rows (dx, dy) of A columns: `model.warp_init` for `overrides.action_warp`. None without actions or objects."""
+    done = store.committed(split)[:episodes]
+    if not len(done) or not store.attrs["objects"] or not store.attrs["nu"]:
+        return None
+    acts, steps = [], []
+    for i in done:
+        e = store.episode(split, int(i), ["actions", "object_centroid", "object_visible"])
+        seen = e["object_visible"][1:].astype(bool) & e["object_visible"][:-1].astype(bool)           # (T-1, K)
+        step = np.where(seen[..., None], e["object_centroid"][1:] - e["object_centroid"][:-1], np.nan)  # (T-1, K, 2)
+        acts.append(e["actions"][:-1])
+        steps.append(step)
+    a, d = np.concatenate(acts).astype(np.float64), np.concatenate(steps) * 32 / store.attrs["resolution"][0]
+    best = None
+    for k, name in enumerate(store.attrs["objects"]):
+        ok = np.isfinite(d[:, k]).all(-1)
+        if ok.sum() <= a.shape[1]:
+            continue
+        X, Y = a[ok], d[ok, k]
+        W = np.linalg.lstsq(X, Y, rcond=None)[0]                                                    # (A, 2)
+        total = ((Y - Y.mean(0)) ** 2).sum()
+        r2 = float(1 - ((Y - X @ W) ** 2).sum() / total) if total > 0 else 0.0
+        if best is None or r2 > best["r2"]:
+            best = {"object": name, "per_action": np.round(W.T, 3).tolist(), "r2": round(r2, 3), "steps": int(ok.sum())}
+    return best
+
+
 def summary(store: EpisodeStore) -> dict:
-    """Episodes, frames, bytes and parameter ranges per split, and the store's attributes."""
+    """Episodes, frames, bytes and parameter ranges per split, the store's attributes, and how the actions move the
+    object they move most (`action_displacement`, on the first split)."""
     a = store.attrs
     out = {"path": str(store.path), "scene": a["scene"], "resolution": a["resolution"], "fps": a["fps"],
            "frame_skip": a["frame_skip"], "frames_per_episode": a["frames_per_episode"],
@@ -47,6 +78,8 @@ def summary(store: EpisodeStore) -> dict:
             "distribution": g.attrs["distribution"], "policy": g.attrs["policy"], "ranges": g.attrs["ranges"],
             "raw_frame_bytes": raw, "disk_bytes": disk, "param_ranges": ranges,
         }
+    splits = store.splits()
+    out["action_px"] = action_displacement(store, splits[0]) if splits else None
     return out
 
 
@@ -61,6 +94,10 @@ def _format(s: dict) -> str:
                      f"distribution {sp['distribution']}, policy {sp['policy']['name']}")
         for q, (lo, hi) in sp["param_ranges"].items():
             lines.append(f"    {q:10s} {lo:10.4g} .. {hi:<10.4g}")
+    m = s["action_px"]
+    if m is not None:
+        lines.append(f"  actions move {m['object']} by (dx, dy) = {m['per_action']} px per unit action at a 32-px height "
+                     f"(R² {m['r2']:.2f} over {m['steps']} steps; model.warp_init)")
     return "\n".join(lines)
 
 

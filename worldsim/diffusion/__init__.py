@@ -5,10 +5,10 @@ noise=...)`."""
 
 from worldsim.diffusion import plans
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser, karras_sigmas, preconditioning
-from worldsim.diffusion.loss import LossConfig, context_mask, fixed_grid_loss, loss
+from worldsim.diffusion.loss import LossConfig, context_mask, fixed_grid_loss, loss, next_frame_losses
 from worldsim.diffusion.sampling import (SAMPLERS, guided, sample_euler, sample_euler_ancestral,
                                          sample_heun, tie_frames)
 
 __all__ = ["EDMConfig", "EDMDenoiser", "LossConfig", "SAMPLERS", "context_mask", "fixed_grid_loss", "guided",
-           "karras_sigmas", "loss", "plans", "preconditioning", "sample_euler", "sample_euler_ancestral", "sample_heun",
+           "karras_sigmas", "loss", "next_frame_losses", "plans", "preconditioning", "sample_euler", "sample_euler_ancestral", "sample_heun",
            "tie_frames"]

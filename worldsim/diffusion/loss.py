@@ -211,6 +211,28 @@ def fixed_grid_loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, levels: i
     return total / levels
 
 
+def next_frame_losses(denoiser: Denoiser, x: torch.Tensor, cond, *, levels: int = 8, cfg: LossConfig = LossConfig(),
+                      seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss of each clip's last frame, its earlier frames clean context (what a rollout step does), over the
+    fixed grid of noise levels with fixed noise: (with `cond`, with its actions nulled). A model that uses its actions
+    scores lower with them; one that ignores them scores the same (E48: equal to five digits). Plain mean."""
+    cfg = replace(cfg, motion_weight=0.0)
+    B, T = x.shape[:2]
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(x.shape, generator=g).to(x.device)
+    context = torch.ones(B, T, dtype=torch.bool, device=x.device)
+    context[:, -1] = False
+    nulled = cond.without("actions")
+    with_, without = x.new_zeros(()), x.new_zeros(())
+    with torch.no_grad():
+        for s in _grid(levels, cfg.edm):
+            sigma = torch.where(context, 0.0, float(s))                                      # (B, T)
+            with_ = with_ + loss(denoiser, x, cond, cfg=cfg, sigma=sigma, noise=noise, context=context)
+            without = without + loss(denoiser, x, nulled, cfg=cfg, sigma=sigma, noise=noise, context=context)
+    # `loss` divides by every frame of the clip (B T); one frame per clip is scored: the per-frame mean is T times it.
+    return with_ * T / levels, without * T / levels
+
+
 def _grid(levels: int, cfg: EDMConfig) -> torch.Tensor:
     lo, hi = cfg.p_mean - 2 * cfg.p_std, cfg.p_mean + 2 * cfg.p_std
     return torch.linspace(lo, hi, levels).exp()

@@ -63,6 +63,7 @@ class EvalConfig:
     steps: int = 3  # a world model's denoising steps per frame (worldsim.rollout.RolloutConfig)
     sampler: str = "euler"
     context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
+    guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Evaluation:
 def load_predictor(model: str, scene: str, sampling: dict | None = None) -> PR.Predictor:
     """A baseline by name, or a world model from a worldsim weights file (`worldsim/weights.py`), refused when its
     metadata names another scene, then sampled through `worldsim.rollout` (`world_model.WorldModelPredictor`) with
-    `sampling` (`RolloutConfig` fields: steps, sampler, context_sigma)."""
+    `sampling` (`RolloutConfig` fields: steps, sampler, context_sigma, guidance)."""
     from worldsim.weights import check_compatible, read_meta
 
     if model in PR.BASELINES:
@@ -228,7 +229,8 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
     _validate(cfg)
     scene = get_scene(cfg.scene)
     predictor = predictor if predictor is not None else load_predictor(
-        cfg.model, cfg.scene, {"steps": cfg.steps, "sampler": cfg.sampler, "context_sigma": cfg.context_sigma})
+        cfg.model, cfg.scene, {"steps": cfg.steps, "sampler": cfg.sampler, "context_sigma": cfg.context_sigma,
+                                    "guidance": {"actions": cfg.guidance_actions} if cfg.guidance_actions != 1.0 else {}})
     check_predictor(predictor, cfg.scene, (cfg.resolution, cfg.resolution))
     colours = np.array([o.colour for o in scene.spec.objects])
     if cfg.store is not None:
@@ -391,6 +393,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a world model's sampler: euler, heun or euler_a (ancestral) (default: %(default)s)")
     p.add_argument("--context-sigma", type=float, default=d.context_sigma,
                    help="noise level a world model's context frames are shown at (default: %(default)s)")
+    p.add_argument("--guidance-actions", type=float, default=d.guidance_actions,
+                   help="classifier-free guidance scale of a world model's actions; 1 is none (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 
@@ -427,6 +431,7 @@ def main(args: argparse.Namespace) -> int:
                          resolution=resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
+                         guidance_actions=args.guidance_actions,
                          mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)

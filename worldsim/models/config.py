@@ -49,6 +49,10 @@ class DiTConfig:
     # A learned embedding of which way the clip plays (forward / backward), zero at init, for weights trained on
     # reversed clips too (`data.p_reverse`; set from the data, not by hand): extend backward rolls out in reversed time.
     time_reversal: bool = False
+    # The action's spatial path (worldsim.models.warp): each frame's tokens also carry its previous frame translated
+    # by a learned linear map of the frame's action (the displacement it commands, px), zero at init. Needs actions
+    # and history (E50: through the conditioning vector alone `push`'s sub-pixel action was never learned).
+    action_warp: bool = False
 
     def __post_init__(self):
         if isinstance(self.patch, list):  # from YAML
@@ -77,6 +81,10 @@ class DiTConfig:
         if self.history_halo and not self.history:
             raise ConfigError("history_halo widens the history's view: it needs history >= 1", source=src,
                               field="history_halo")
+        if self.action_warp and not (self.action_dim and self.history):
+            raise ConfigError(f"action_warp moves the previous frame by the action: it needs action_dim >= 1 and "
+                              f"history >= 1, got {self.action_dim} and {self.history}", source=src,
+                              field="action_warp")
         if not 0.0 <= self.cond_dropout < 1.0:
             raise ConfigError(f"must be in [0, 1), got {self.cond_dropout}", source=src, field="cond_dropout")
 
@@ -90,8 +98,9 @@ class DiTConfig:
 
     @property
     def input_dim(self) -> int:
-        """Values per input token: its own patch and the same patch (widened by `history_halo` on each side) of each
-        of `history` previous frames."""
+        """Values per input token: its own patch, the same patch (widened by `history_halo` on each side) of each of
+        `history` previous frames, and with `action_warp` the patch of the previous frame moved by the action."""
         _, ph, pw = self.patch
         a = self.history_halo
-        return self.patch_dim + self.channels * self.history * (ph + 2 * a) * (pw + 2 * a)
+        warp = self.patch_dim if self.action_warp else 0
+        return self.patch_dim + self.channels * self.history * (ph + 2 * a) * (pw + 2 * a) + warp

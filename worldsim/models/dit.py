@@ -23,6 +23,7 @@ from worldsim.models.cache import KVCache
 from worldsim.models.conditioning import Cond, CondEmbedder
 from worldsim.models.config import DiTConfig
 from worldsim.models.rope import grid_positions, rope_tables, sincos_2d
+from worldsim.models.warp import ActionWarp
 
 
 class VideoDiT(nn.Module):
@@ -34,6 +35,7 @@ class VideoDiT(nn.Module):
         # the next frames' pixels (bidirectional calls only); no bias, so a causal call is the same as zero input
         self.embed_future = nn.Linear(cfg.patch_dim * cfg.future, cfg.width, bias=False) if cfg.future else None
         self.cond = CondEmbedder(cfg)
+        self.warp = ActionWarp(cfg.action_dim) if cfg.action_warp else None
         block = FactorisedBlock if cfg.attention == "factorised" else FullBlock
         self.blocks = nn.ModuleList(block(cfg.width, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg.width, cfg.patch_dim)
@@ -53,6 +55,8 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.final.linear.bias)
         if self.embed_future is not None:  # starts as the network without it (fine-tuning adds it to trained weights)
             nn.init.zeros_(self.embed_future.weight)
+        if self.warp is not None:  # starts with nothing moved: the warped frame is the previous one
+            nn.init.zeros_(self.warp.shift.weight)
 
     # -- inputs -----------------------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor, noise: torch.Tensor, cache: KVCache | None, causal: bool) -> None:
@@ -108,12 +112,12 @@ class VideoDiT(nn.Module):
             raise ConfigError("write_cache needs a cache", source=f"VideoDiT({self.name})", field="cache")
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
-        h = self.embed(self._tokens(x, cache, write_cache))                             # (B, N, D)
+        c = self.cond(noise, cond)                                                     # (B, T, D); checks cond
+        h = self.embed(self._tokens(x, cache, write_cache, cond))                       # (B, N, D)
         if self.embed_future is not None and not causal:
             h = h + self.embed_future(kernels.patchify(self._next_frames(x), cfg.patch))
         h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
         h = h + sincos_2d(Hp, Wp, cfg.width, x.device).to(h.dtype)                     # absolute (h, w) position
-        c = self.cond(noise, cond)                                                     # (B, T, D)
         if pt > 1:
             c = c.view(B, Tp, pt, cfg.width).mean(2)                                   # (B, T', D)
         h = h + c[:, :, None]  # conditions in the residual stream too: MLPs can cross them with position
@@ -126,18 +130,25 @@ class VideoDiT(nn.Module):
         out = self.final(h, c).reshape(B, Tp * S, cfg.patch_dim)                       # (B, N, P)
         return kernels.unpatchify(out, cfg.patch, (T, H, W))                           # (B, T, C, H, W)
 
-    def _tokens(self, x: torch.Tensor, cache: KVCache | None, write: bool) -> torch.Tensor:
-        """x (B, T, C, H, W) -> (B, N, input_dim): each token's patch, then its history (with any halo)."""
+    def _tokens(self, x: torch.Tensor, cache: KVCache | None, write: bool, cond: Cond | None = None) -> torch.Tensor:
+        """x (B, T, C, H, W) -> (B, N, input_dim): each token's patch, then its history (with any halo), then with
+        `action_warp` the previous frame's patch moved by the action (not moved where actions are absent or nulled)."""
         a = self.cfg.history_halo
-        if not a:
-            return kernels.patchify(self._stack_history(x, cache, write), self.cfg.patch)
         B, T, C, H, W = x.shape
-        _, ph, pw = self.cfg.patch
-        past = self._stack_history(x, cache, write)[:, :, C:]                          # (B, T, C h, H, W)
-        win = F.unfold(rearrange(past, "b t c h w -> (b t) c h w"), (ph + 2 * a, pw + 2 * a), padding=a,
-                       stride=(ph, pw))                                                # (B T, C h k k, Hp Wp)
-        win = rearrange(win, "(b t) d s -> b (t s) d", b=B)                            # (B, N, C h k k)
-        return torch.cat((kernels.patchify(x, self.cfg.patch), win), -1)
+        stacked = self._stack_history(x, cache, write)                                 # (B, T, C(1+h), H, W)
+        if not a:
+            tokens = kernels.patchify(stacked, self.cfg.patch)                         # (B, N, C(1+h) ph pw)
+        else:
+            _, ph, pw = self.cfg.patch
+            win = F.unfold(rearrange(stacked[:, :, C:], "b t c h w -> (b t) c h w"), (ph + 2 * a, pw + 2 * a),
+                           padding=a, stride=(ph, pw))                                 # (B T, C h k k, Hp Wp)
+            win = rearrange(win, "(b t) d s -> b (t s) d", b=B)                        # (B, N, C h k k)
+            tokens = torch.cat((kernels.patchify(x, self.cfg.patch), win), -1)
+        if self.warp is None:
+            return tokens
+        acts = None if cond is None or "actions" in cond.null else cond.actions
+        moved = self.warp(stacked[:, :, C:2 * C], acts)                                # (B, T, C, H, W)
+        return torch.cat((tokens, kernels.patchify(moved, self.cfg.patch)), -1)
 
     def _stack_history(self, x: torch.Tensor, cache: KVCache | None, write: bool) -> torch.Tensor:
         """x (B, T, C, H, W) -> (B, T, C * (1 + h), H, W): each frame with the h frames before it (the cache's last

@@ -15,7 +15,7 @@ import torch
 from worldsim import pretrained
 from worldsim.diffusion.edm import EDMConfig, EDMDenoiser
 from worldsim.diffusion.fade import FadeConfig
-from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss
+from worldsim.diffusion.loss import LossConfig, draw, fixed_grid_loss, loss, next_frame_losses
 from worldsim.diffusion.own_context import OwnContextConfig
 from worldsim.errors import ConfigError, WeightsError
 from worldsim.models import flops
@@ -44,13 +44,16 @@ def loss_config(overrides: dict[str, Any]) -> LossConfig:
 
 FUTURE_EMBEDDING = "embed_future.weight"
 DIRECTION_EMBEDDING = "cond.direction.weight"
+WARP_SHIFT = "warp.shift.weight"
+TOKEN_EMBEDDING = "embed.weight"
 
 
 def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
-    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The two
-    exceptions: weights without the `future` or the time-direction embedding start it at zero, the same function
-    as the file's network."""
+    an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The
+    exceptions start what the file lacks at zero, the same function as the file's network: the `future` and the
+    time-direction embeddings, and for `action_warp` its shift and the token embedding's columns of the warped frame
+    (the last ones)."""
     path = Path(given)
     if not path.is_file():
         if given not in pretrained.available():
@@ -63,8 +66,14 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
     for name in sorted(set(expected) | set(tensors)):
         have, want = tensors.get(name), expected.get(name)
-        if have is None and name in (FUTURE_EMBEDDING, DIRECTION_EMBEDDING):  # added to trained weights: zero
+        if have is None and name in (FUTURE_EMBEDDING, DIRECTION_EMBEDDING, WARP_SHIFT):  # added: zero
             tensors[name] = torch.zeros_like(want)
+            continue
+        patch_dim = expected["final.linear.weight"].shape[0]  # the warped frame adds one patch per token
+        warp_columns = (WARP_SHIFT in expected and WARP_SHIFT not in tensors and name == TOKEN_EMBEDDING
+                        and have is not None and have.shape == (want.shape[0], want.shape[1] - patch_dim))
+        if warp_columns:
+            tensors[name] = torch.cat((have, have.new_zeros(want.shape[0], want.shape[1] - have.shape[1])), 1)
             continue
         if have is None or want is None or have.shape != want.shape:
             raise ConfigError(f"tensor {name!r} is {'absent' if have is None else tuple(have.shape)}, this "
@@ -95,12 +104,16 @@ class WorldModel(L.LightningModule):
         init_weights: start from these weights instead of a random draw (fine-tuning): an exported `.safetensors`
             file, or a shipped scene's name (`bounce`). The network must be the same shape; the optimizer, schedule
             and EMA start fresh.
+        warp_init: with `overrides.action_warp`, the displacement each unit of action commands, 2 rows (dx, dy) of
+            A px at a 32-px frame height, as `worldsim inspect STORE` measures it; the warp starts there instead of
+            at zero (learned from zero, E50's went the wrong way).
     """
 
     def __init__(self, preset: str = "tiny", overrides: dict[str, Any] | None = None, scene: dict[str, Any] | None = None,
                  loss: dict[str, Any] | None = None, lr: float = 3e-4, weight_decay: float = 0.0,
                  warmup_steps: int = 100, max_steps: int = 1000, min_lr_ratio: float = 0.1, seed: int = 0,
-                 val_levels: int = 8, text: bool = True, init_weights: str | None = None):
+                 val_levels: int = 8, text: bool = True, init_weights: str | None = None,
+                 warp_init: list[list[float]] | None = None):
         super().__init__()
         self.save_hyperparameters()
         if scene is None:
@@ -125,6 +138,19 @@ class WorldModel(L.LightningModule):
         self.denoiser = EDMDenoiser(self.net, self.loss_cfg.edm)
         if init_weights:
             self.net.load_state_dict(initial_weights(init_weights, self.net.state_dict()))
+        if warp_init is not None:
+            if self.net.warp is None:
+                raise ConfigError("this model has no action warp (model.overrides.action_warp: true)",
+                                  field="model.warp_init")
+            shape = (2, cfg.action_dim)
+            try:
+                per_action = torch.tensor(warp_init, dtype=torch.float32)
+            except (TypeError, ValueError):
+                per_action = None
+            if per_action is None or per_action.shape != shape:
+                raise ConfigError(f"expected {shape[0]} rows (dx, dy) of {shape[1]} px per action, got {warp_init}",
+                                  field="model.warp_init")
+            self.net.warp.set_pixels(per_action)
 
     # --- conditioning ---------------------------------------------------------------------------------------
 
@@ -155,7 +181,15 @@ class WorldModel(L.LightningModule):
         # Fixed noise levels and fixed noise per validation batch: the curve moves only when the weights do.
         value = fixed_grid_loss(self.denoiser, batch["video"], self.cond(batch), levels=self.hparams.val_levels,
                                 cfg=self.loss_cfg, seed=batch_idx)
-        self.log("val/loss", value, prog_bar=True, batch_size=batch["video"].shape[0])
+        B = batch["video"].shape[0]
+        self.log("val/loss", value, prog_bar=True, batch_size=B)
+        cfg = self.net.cfg
+        if cfg.action_dim or cfg.action_classes:
+            # Whether the model uses its actions at all (E47-E48 did not): the next-frame loss with them and without.
+            with_, without = next_frame_losses(self.denoiser, batch["video"], self.cond(batch),
+                                               levels=self.hparams.val_levels, cfg=self.loss_cfg, seed=batch_idx)
+            self.log("val/next_loss", with_, batch_size=B)
+            self.log("val/action_gain", 1.0 - with_ / without.clamp(min=1e-12), batch_size=B)
         return value
 
     def configure_optimizers(self):
