@@ -51,7 +51,7 @@ class DiTConfig:
     time_reversal: bool = False
     # The action's spatial path (worldsim.models.warp): each frame's tokens also carry its previous frame translated
     # by a learned linear map of the frame's action (the displacement it commands, px), zero at init. Needs actions
-    # and history (E50: through the conditioning vector alone `push`'s sub-pixel action was never learned).
+    # and history (E12, E47-E49: through the conditioning vector alone `push`'s sub-pixel action was never learned).
     action_warp: bool = False
 
     def __post_init__(self):

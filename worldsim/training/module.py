@@ -64,14 +64,15 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
         tensors, _ = load_weights(path)
     except WeightsError as e:
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
+    adds_warp = WARP_SHIFT in expected and WARP_SHIFT not in tensors
+    patch_dim = expected["final.linear.weight"].shape[0]  # the warped frame adds one patch per token
     for name in sorted(set(expected) | set(tensors)):
         have, want = tensors.get(name), expected.get(name)
         if have is None and name in (FUTURE_EMBEDDING, DIRECTION_EMBEDDING, WARP_SHIFT):  # added: zero
             tensors[name] = torch.zeros_like(want)
             continue
-        patch_dim = expected["final.linear.weight"].shape[0]  # the warped frame adds one patch per token
-        warp_columns = (WARP_SHIFT in expected and WARP_SHIFT not in tensors and name == TOKEN_EMBEDDING
-                        and have is not None and have.shape == (want.shape[0], want.shape[1] - patch_dim))
+        warp_columns = (adds_warp and name == TOKEN_EMBEDDING and have is not None
+                        and have.shape == (want.shape[0], want.shape[1] - patch_dim))
         if warp_columns:
             tensors[name] = torch.cat((have, have.new_zeros(want.shape[0], want.shape[1] - have.shape[1])), 1)
             continue
