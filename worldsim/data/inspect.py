@@ -23,9 +23,13 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
 
 
+FULL_VIEW = 0.9  # share of an object's pixels in view for its centroid to count as its position
+
+
 def action_displacement(store: EpisodeStore, split: str, episodes: int = 64) -> dict | None:
     """How the actions move things on screen: for each object, the least-squares map from the action into a frame
-    to its centroid's step into that frame (px at a 32-px frame height, `worldsim.models.warp`'s unit), over the
+    to its centroid's step into that frame, both frames in full view (px at a 32-px frame height,
+    `worldsim.models.warp`'s unit), over the
     first `episodes` committed episodes; the object the actions explain best (highest R²) is reported, with its map
     as 2 rows (dx, dy) of A columns: `model.warp_init` for `overrides.action_warp`. None without actions or objects."""
     done = store.committed(split)[:episodes]
@@ -34,7 +38,9 @@ def action_displacement(store: EpisodeStore, split: str, episodes: int = 64) -> 
     acts, steps = [], []
     for i in done:
         e = store.episode(split, int(i), ["actions", "object_centroid", "object_visible"])
-        seen = e["object_visible"][1:].astype(bool) & e["object_visible"][:-1].astype(bool)           # (T-1, K)
+        # a partly hidden object's centroid moves with its visible part, not with it: steps in full view only
+        vis = e["object_visible"] >= FULL_VIEW                                                       # (T, K)
+        seen = vis[1:] & vis[:-1]                                                                    # (T-1, K)
         step = np.where(seen[..., None], e["object_centroid"][1:] - e["object_centroid"][:-1], np.nan)  # (T-1, K, 2)
         acts.append(e["actions"][:-1])
         steps.append(step)
