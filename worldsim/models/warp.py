@@ -21,13 +21,13 @@ def translate(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """x (B, T, C, H, W) moved by shift (B, T, 2) = (dx, dy) px (x right, y down), bilinear, edges repeated:
     out[..., i, j] = x[..., i - dy, j - dx]. Differentiable in both x and shift."""
     B, T, C, H, W = x.shape
-    ys = (torch.arange(H, device=x.device, dtype=x.dtype) + 0.5) / H * 2 - 1                    # (H,) pixel centres
-    xs = (torch.arange(W, device=x.device, dtype=x.dtype) + 0.5) / W * 2 - 1                    # (W,)
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)                             # (H, W, 2) as (x, y)
-    scale = torch.tensor([2.0 / W, 2.0 / H], device=x.device, dtype=x.dtype)
-    grid = base - rearrange(shift.to(x.dtype) * scale, "b t two -> (b t) 1 1 two")            # (B T, H, W, 2)
-    out = F.grid_sample(rearrange(x, "b t c h w -> (b t) c h w"), grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)                                                  # (B T, C, H, W)
+    d = rearrange(shift.to(x.dtype), "b t two -> (b t) two")                                   # (B T, 2) px
+    theta = torch.zeros(B * T, 2, 3, device=x.device, dtype=x.dtype)                           # sample at p - d
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2], theta[:, 1, 2] = -2 * d[:, 0] / W, -2 * d[:, 1] / H                       # px -> [-1, 1] units
+    frames = rearrange(x, "b t c h w -> (b t) c h w")
+    grid = F.affine_grid(theta, list(frames.shape), align_corners=False)                      # (B T, H, W, 2)
+    out = F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return rearrange(out, "(b t) c h w -> b t c h w", b=B)
 
 
