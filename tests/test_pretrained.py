@@ -55,7 +55,7 @@ MODES = {("occlusion", "connect"): (0.8151, 0.0624, "nearest given frame"),
 # (which never cuts), and the lost share under its ceiling (copy-last loses none: that is not a bound).
 CUT_EPISODES = 12
 CUTS = {"collide": {"cut_error_px": (0.9701, 0.0616), "cut_missing": (0.1667, 0.0531)}}  # copy-last: 1.46 px, 0
-MB = 2**20  # the budget in MiB, as `ls -lh` and `du -h` print sizes: push's 6,007,856 bytes are 5.73 (docs/decisions.md)
+MB = 2**20  # the budget in MiB, as `ls -lh` and `du -h` print sizes: push's 6,007,856 bytes are 5.73 (decisions.md)
 
 
 def floor(value: float, se: float, higher_is_better: bool) -> float:

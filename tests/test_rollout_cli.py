@@ -54,6 +54,8 @@ def test_plan_command_reports_success_rate(tmp_path, capsys):
                  "--no-progress"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model"] == "mujoco" and len(summary["episodes"]) == 1 and "solved" in capsys.readouterr().out
+    assert summary["episodes_planned"] == summary["episodes_asked"] == 1
+    assert not (tmp_path / "summary.json.tmp").exists()
     assert (tmp_path / "episode000.mp4").exists()
 
 

@@ -1,6 +1,6 @@
 """`worldsim plan --out DIR [--model WEIGHTS]`: CEM planning on `push`, imagined in a world model (or in MuJoCo
 itself, the reference, without `--model`), executed in MuJoCo; prints the success rate and writes one video per
-episode and summary.json.
+episode and summary.json (rewritten after every episode, so a stopped run keeps the episodes it planned).
 
     worldsim plan --episodes 10 --out out/plan_mujoco
     worldsim plan --model run/model.safetensors --episodes 10 --out out/plan_wm
@@ -32,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from worldsim.errors import ConfigError
     from worldsim.rollout.autoregressive import RolloutConfig
     from worldsim.rollout.outputs import write_outputs
@@ -63,13 +61,23 @@ def main(args: argparse.Namespace) -> int:
             write_outputs(args.out, f"episode{i:03d}", r.video[None], env.metadata["render_fps"], args.format)
             results.append({"seed": args.seed + i, "success": r.success, "frames": r.frames,
                             "final_distance_m": r.final_distance})
+            # after every episode: a world-model episode takes minutes on a CPU, and a stopped run keeps its figures
+            rate = _write_summary(args, cfg, results)
     finally:
         env.close()
-    rate = float(np.mean([r["success"] for r in results]))
-    summary = {"model": args.model or "mujoco", "scene": args.scene, "planner": vars(cfg), "success_rate": rate,
-               "episodes": results}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(f"{name} as the model: solved {sum(r['success'] for r in results)}/{len(results)} {args.scene} episodes "
           f"({rate:.0%}); wrote {args.out}")
     return 0
+
+
+def _write_summary(args: argparse.Namespace, cfg, results: list[dict]) -> float:
+    """Write summary.json for the episodes so far (atomically: a stopped run never leaves half a file); the rate."""
+    import numpy as np
+
+    rate = float(np.mean([r["success"] for r in results]))
+    summary = {"model": args.model or "mujoco", "scene": args.scene, "planner": vars(cfg), "success_rate": rate,
+               "episodes_planned": len(results), "episodes_asked": args.episodes, "episodes": results}
+    tmp = args.out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(args.out / "summary.json")
+    return rate
