@@ -94,8 +94,8 @@ def measure(scene: str) -> None:
 
 def response_scores(figures: dict) -> dict:
     """The response probe's scores keyed "model" (the shipped weights), "copy-last" and "mujoco (exact)"."""
-    scores = figures["response"]["scores"]
-    return {("model" if name.startswith("worldsim:") else name): s for name, s in scores.items()}
+    model = figures["predictor"]["name"]
+    return {("model" if name == model else name): s for name, s in figures["response"]["scores"].items()}
 
 
 def mode_evaluation(scene: str) -> dict:

@@ -72,9 +72,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _write_summary(args: argparse.Namespace, cfg, results: list[dict]) -> float:
     """Write summary.json for the episodes so far (atomically: a stopped run never leaves half a file); the rate."""
-    import numpy as np
-
-    rate = float(np.mean([r["success"] for r in results]))
+    rate = sum(r["success"] for r in results) / len(results)
     summary = {"model": args.model or "mujoco", "scene": args.scene, "planner": vars(cfg), "success_rate": rate,
                "episodes_planned": len(results), "episodes_asked": args.episodes, "episodes": results}
     tmp = args.out / "summary.json.tmp"
