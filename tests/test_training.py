@@ -351,6 +351,39 @@ def test_occlusion_share_draws_windows_that_hold_a_whole_occlusion(tmp_path):
         WorldDataModule(stores=[str(path)], occlusion_share=1.5)
 
 
+def test_push_share_draws_windows_in_which_an_agent_moves_an_object(tmp_path):
+    """`data.push_share: 1` draws only windows in which a block moves after the window's first frame (checked on the
+    stored world positions, not on the `push` events the sampler read); 0 draws windows where none moves too; with
+    `occlusion_share` the shares may not add up past 1; a window too short to hold a push names the setting."""
+    from worldsim.data.store import open_store
+
+    path = tmp_path / "push16.zarr"
+    record(RecordConfig(store=str(path), scene="push", split="train", episodes=3, frames=48, resolution=16,
+                        policy="scripted", progress=False))
+    store = open_store(path)
+    pos = [store.episode("train", int(i), ["object_pos"])["object_pos"] for i in store.committed("train")]  # (T, K, 3)
+    T = 8
+
+    def block_moves(e: int, s: int) -> bool:
+        step = np.linalg.norm(np.diff(pos[e][s : s + T, 1:, :2], axis=0), axis=-1)  # (T-1, blocks) m per frame
+        return bool((step > 1e-3).any())
+
+    def moved(share: float) -> list[bool]:
+        dm = WorldDataModule(stores=[str(path)], windows=[T], batch_size=4, val_batches=0, push_share=share)
+        dm.setup("fit")
+        sampler = dm.train_dataloader().batch_sampler
+        (bucket,) = dm.train_buckets
+        return [block_moves(int(bucket.episodes[w]), int(bucket.starts[w])) for step in range(25)
+                for _, w in sampler.batch(step)]
+
+    assert all(moved(1.0))
+    assert not all(moved(0.0))
+    with pytest.raises(ConfigError, match=r"data\.push_share"):
+        WorldDataModule(stores=[str(path)], windows=[3], val_batches=0, push_share=0.5).setup("fit")
+    with pytest.raises(ConfigError, match=r"data\.push_share"):
+        WorldDataModule(stores=[str(path)], occlusion_share=0.6, push_share=0.6)
+
+
 def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
     """`data.p_reverse` plays that share of training clips backward (frames and cameras reversed, caption None: the
     text's null embedding), drawn from (seed, step) like the windows, never in validation; the weights remember it

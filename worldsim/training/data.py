@@ -31,8 +31,15 @@ class Bucket:
     episodes: np.ndarray  # (n,) index into the store's loaded episodes
     starts: np.ndarray  # (n,) first frame of each window within its episode
     batch_size: int  # clips per batch drawn from this bucket
-    # indices (into `starts`) of the windows that hold a whole occlusion: filled only for `occlusion_share > 0`
-    occlusions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # indices (into `starts`) of the windows that hold each kind of event in `FOCUS`: filled only for the kinds
+    # asked for (a share > 0)
+    focus: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# Events a share of training clips can be drawn around (`data.occlusion_share`, `data.push_share`), in the order the
+# sampler draws them, with what a window must hold (`holds_occlusion`, `holds_push`).
+FOCUS = {"occlusion": "a whole occlusion (an object seen, hidden and seen again)",
+         "push": "the start of a push (an agent meeting an object) with a frame before it and two after"}
 
 
 def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int, resolution: tuple[int, int]) -> int:
@@ -69,7 +76,10 @@ class EpisodeArrays:
         spec = get_scene(self.scene).spec if self.scene in scene_names() else None
         self.params = [param_vector(spec, e["params"]) if spec else np.zeros(0, np.float32) for e in eps]
         self.lengths = np.array([len(f) for f in self.frames])
-        self.occlusions = [occlusion_spans(e.get("caption_events") or []) for e in eps] if events else None
+        # what `holds_occlusion` / `holds_push` need of each episode's events: read only when a share asks for them
+        found = [e.get("caption_events") or [] for e in eps] if events else None
+        self.focus = {"occlusion": [occlusion_spans(ev) for ev in found],
+                      "push": [push_frames(ev) for ev in found]} if events else {}
 
 
 def occlusion_spans(events: list[dict]) -> list[tuple[int, int]]:
@@ -94,6 +104,23 @@ def holds_occlusion(starts: np.ndarray, window: int, spans: list[tuple[int, int]
     for seen, again in spans:
         held |= (starts <= seen) & (again <= starts + window - 1)
     return held
+
+
+def push_frames(events: list[dict]) -> list[int]:
+    """Frames on which an agent began to push an object (the recorded `push` events, worldsim/sim/events.py)."""
+    return sorted(int(e["frame"]) for e in events if e.get("type") == "push")
+
+
+def holds_push(starts: np.ndarray, window: int, frames: list[int]) -> np.ndarray:
+    """Which windows [s, s + window) hold the start of a push with a frame before it and two after: the clip shows
+    the agent arriving, the contact and the pushed object moving, so the loss scores a motion whose cause is in it."""
+    held = np.zeros(len(starts), bool)
+    for f in frames:
+        held |= (starts < f) & (f + 2 <= starts + window - 1)
+    return held
+
+
+HOLDS = {"occlusion": holds_occlusion, "push": holds_push}
 
 
 def _check_compatible(parts: list[EpisodeArrays]) -> None:
@@ -152,9 +179,10 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
     def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1,
-                 occlusion_share: float = 0.0, p_reverse: float = 0.0):
+                 occlusion_share: float = 0.0, p_reverse: float = 0.0, push_share: float = 0.0):
         self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
-        self.occlusion_share, self.p_reverse = occlusion_share, p_reverse
+        self.shares = {"occlusion": occlusion_share, "push": push_share}
+        self.p_reverse = p_reverse
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -167,9 +195,15 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         b = int(rng.choice(len(self.buckets), p=self.weights))
         bucket = self.buckets[b]
         windows = rng.integers(0, len(bucket.starts), bucket.batch_size * self.world)
-        if self.occlusion_share > 0 and len(bucket.occlusions):  # drawn only when asked: other runs keep their order
-            chosen = rng.random(len(windows)) < self.occlusion_share
-            windows[chosen] = bucket.occlusions[rng.integers(0, len(bucket.occlusions), int(chosen.sum()))]
+        asked = [(self.shares[k], bucket.focus[k]) for k in FOCUS
+                 if self.shares[k] > 0 and len(bucket.focus.get(k, ()))]
+        if asked:  # drawn only when asked: other runs keep their order
+            # one uniform number per clip, cut into consecutive intervals of the shares: each share is exact
+            u, low = rng.random(len(windows)), 0.0
+            for share, held in asked:
+                chosen = (low <= u) & (u < low + share)
+                windows[chosen] = held[rng.integers(0, len(held), int(chosen.sum()))]
+                low += share
         if self.p_reverse > 0:  # drawn after the windows and only when asked, as above
             flip = rng.random(len(windows)) < self.p_reverse
             mine = slice(self.rank, None, self.world)
@@ -223,12 +257,16 @@ class WorldDataModule(L.LightningDataModule):
             (`generate(..., "extend_backward")` does so for such weights). Only for scenes without actions whose
             physics runs the same both ways (elastic and frictionless: `bounce`, `collide`, `occlusion`,
             `parabola`); a store with actions is refused. Validation clips are never reversed.
+        push_share: the share of training clips drawn from windows that hold the start of a push (an agent meeting
+            an object: the recorded `push` events) with a frame before it and two after, as `occlusion_share` does
+            for occlusions (the two shares together at most 1). Validation windows are always drawn alike.
     """
 
     def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
-                 pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0):
+                 pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0,
+                 push_share: float = 0.0):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -237,8 +275,12 @@ class WorldDataModule(L.LightningDataModule):
                         ("pixels_per_batch", 1 if pixels_per_batch is None else pixels_per_batch)):
             if v < 1:
                 raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
-        if not 0.0 <= occlusion_share <= 1.0:
-            raise ConfigError(f"must be in [0, 1], got {occlusion_share}", field="data.occlusion_share")
+        for name, share in (("occlusion_share", occlusion_share), ("push_share", push_share)):
+            if not 0.0 <= share <= 1.0:
+                raise ConfigError(f"must be in [0, 1], got {share}", field=f"data.{name}")
+        if occlusion_share + push_share > 1.0:
+            raise ConfigError(f"occlusion_share + push_share must be at most 1, got {occlusion_share + push_share}",
+                              field="data.push_share")
         if not 0.0 <= p_reverse <= 1.0:
             raise ConfigError(f"must be in [0, 1], got {p_reverse}", field="data.p_reverse")
         if any(w < 1 for w in windows):
@@ -247,7 +289,7 @@ class WorldDataModule(L.LightningDataModule):
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
-        self.occlusion_share, self.p_reverse = occlusion_share, p_reverse
+        self.occlusion_share, self.push_share, self.p_reverse = occlusion_share, push_share, p_reverse
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
     # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
@@ -273,7 +315,7 @@ class WorldDataModule(L.LightningDataModule):
     def _load(self, split: str) -> list[EpisodeArrays]:
         if split not in self._parts:
             try:
-                events = self.occlusion_share > 0 and split == self.train_split
+                events = (self.occlusion_share > 0 or self.push_share > 0) and split == self.train_split
                 parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events)
                          for p in self.stores]
             except StoreError as e:  # a missing or empty split: name the setting that chose it
@@ -285,25 +327,30 @@ class WorldDataModule(L.LightningDataModule):
         return self._parts[split]
 
     def _buckets(self, parts: list[EpisodeArrays], split: str) -> list[Bucket]:
+        shares = {"occlusion": self.occlusion_share, "push": self.push_share}
+        asked = [k for k in FOCUS if shares[k] > 0 and split == self.train_split]
         buckets = []
         for si, part in enumerate(parts):
             for T in self.windows:
-                eps, starts, held = [], [], []
+                eps, starts = [], []
+                held: dict[str, list[np.ndarray]] = {k: [] for k in asked}
                 for e, n in enumerate(part.lengths):
                     s = np.arange(0, n - T + 1, self.stride)
                     eps.append(np.full(len(s), e))
                     starts.append(s)
-                    held.append(holds_occlusion(s, T, part.occlusions[e]) if part.occlusions is not None
-                                else np.zeros(len(s), bool))
-                eps, starts, held = np.concatenate(eps), np.concatenate(starts), np.concatenate(held)
+                    for kind in asked:
+                        held[kind].append(HOLDS[kind](s, T, part.focus[kind][e]))
+                eps, starts = np.concatenate(eps), np.concatenate(starts)
                 if len(starts) == 0:
                     raise StoreError(f"no episode of split {split!r} has {T} frames (longest: {part.lengths.max()})",
                                      source=part.path, field="data.windows")
                 bs = bucket_batch_size(self.batch_size, self.pixels_per_batch, T, part.resolution)
-                buckets.append(Bucket(si, T, eps, starts, bs, np.flatnonzero(held)))
-        if self.occlusion_share > 0 and split == self.train_split and not any(len(b.occlusions) for b in buckets):
-            raise ConfigError(f"no training window of {self.windows} frames holds a whole occlusion (an object seen, "
-                              f"hidden and seen again) in {self.stores}", field="data.occlusion_share")
+                focus = {kind: np.flatnonzero(np.concatenate(h)) for kind, h in held.items()}
+                buckets.append(Bucket(si, T, eps, starts, bs, focus))
+        for kind in asked:
+            if not any(len(b.focus[kind]) for b in buckets):
+                raise ConfigError(f"no training window of {self.windows} frames holds {FOCUS[kind]} in {self.stores}",
+                                  field=f"data.{kind}_share")
         return buckets
 
     def setup(self, stage: str | None = None) -> None:
@@ -324,7 +371,7 @@ class WorldDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
         sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world,
-                                   self.occlusion_share, self.p_reverse)
+                                   self.occlusion_share, self.p_reverse, self.push_share)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
