@@ -80,6 +80,24 @@ def test_a_pushed_block_stays_where_mujoco_left_it_and_copy_last_does_not():
     assert np.all(frozen["push_pass_rate"][checked] == 0.0)  # the unpushed block is >= MOVED_PX away
 
 
+def test_a_block_moves_from_its_push_in_mujoco_and_copy_last_leaves_it():
+    """The contact windows start where the block starts moving (at rest in the last context frame, moved in the
+    first rollout frame); `evaluate --probes consistency` scores them beside push persistence: the exact simulator
+    reproduces the whole push at every step, copy-last none of it."""
+    ep, usable = C.contact_episodes(6, K)
+    assert ep.length == K + C.CONTACT_HORIZON and usable.sum() >= 4
+    block = [o.name for o in get_scene("push").spec.objects].index("block0")
+    step = np.linalg.norm(np.diff(ep.object_pos[usable, K - 2:K + 1, block], axis=1), axis=-1)  # (B, 2) m/frame
+    assert np.all(step[:, 0] <= C.REST_M_PER_FRAME) and np.all(step[:, 1] > C.REST_M_PER_FRAME)
+    out = C.run("push", {"copy-last": CopyLast()}, n=6, context=K, horizon=H, n_resamples=50)
+    assert {"push", "contact"} <= set(out) and out["contact"]["checked"] >= 3
+    exact, frozen = out["contact"]["scores"]["mujoco (exact)"], out["contact"]["scores"]["copy-last"]
+    assert exact["contact_share"]["value"] == pytest.approx(1.0) and exact["contact_pass_rate"]["value"] == 1.0
+    assert exact["contact_error_px"]["value"] == 0.0
+    assert frozen["contact_share"]["value"] == pytest.approx(0.0)
+    assert frozen["contact_pass_rate"]["ci95"][1] < 1.0  # every window's last step is >= MOVED_PX from MuJoCo's block
+
+
 def test_a_world_model_is_given_the_camera_of_every_frame(tmp_path, monkeypatch):
     """Multi-shot rollouts of a world model: one camera per context frame, then `Rollout.step(camera=...)`."""
     import torch

@@ -19,8 +19,13 @@ MuJoCo only (`parse.trusted`: fully visible, not cut by the image border, taking
   motion ends `PERSIST_FRAMES` frames before the rollout's end, and kept when MuJoCo moved the block >= `MOVED_PX`
   during the rollout; over the frames after the push (block at rest), *pass* when the prediction's block centre
   lies within `PERSIST_TOLERANCE_PX` of the parser on MuJoCo's frame.
+- **push contact** (`push`, scripted expert): each episode's window is placed so that its rollout begins on the frame
+  the pushed block starts to move (at rest in the last context frame), for `CONTACT_HORIZON` frames, and kept when
+  MuJoCo moved the block >= `MOVED_PX` in them. The share of MuJoCo's push the prediction reproduces: its block's
+  displacement from the last context frame, projected on MuJoCo's, over MuJoCo's (1 exact, 0 an unmoved block);
+  per step *pass* when the block centre lies within `PERSIST_TOLERANCE_PX` of the parser on MuJoCo's frame.
 
-The exact simulator passes every check of all three.
+The exact simulator passes every check of all four.
 Each probe reports, per episode: the pass rate (NaN for an episode with nothing to check), the error (px or m, over
 pairs the prediction shows), and the fraction of checks where the prediction lost the object. Pixel tolerances are
 given at 32 px and scale with the frame width. They were fixed on MuJoCo's frames alone (docs/metrics.md,
@@ -48,6 +53,7 @@ PUSH_HORIZON = 32  # rollout frames of a push window (the push's last 24 frames,
 MOVED_PX = 2.0  # at 32 px: the block must move at least this far in the rollout to be checked
 PERSIST_TOLERANCE_PX = 1.0  # at 32 px; MuJoCo's frames: 0 by construction; copy-last: 4.8 px (50 push windows)
 REST_M_PER_FRAME = 1e-4  # a block moving less than 0.1 mm per frame is at rest
+CONTACT_HORIZON = 8  # rollout frames of a contact window, from the first frame the block moves
 
 
 def _scale(resolution: int) -> float:
@@ -199,14 +205,68 @@ def push_persistence(paired: Paired, colours: np.ndarray, block: int, usable: np
     moved = np.linalg.norm(pt.centre[:, -1, block] - pt.centre[:, 0, block], axis=-1) >= MOVED_PX * _scale(res)
     usable = np.ones(len(ep), bool) if usable is None else usable
     check = ok & at_rest & (moved & usable)[:, None]
-    e = np.where(check, np.linalg.norm(pp.centre[:, :, block] - pt.centre[:, 1:, block], axis=-1), np.nan)
+    rate, err, lost = _block_checks(pp.centre[:, :, block], pt.centre[:, 1:, block], check, res)
+    return {"push_pass_rate": rate, "push_error_px": err, "push_missing": lost}
+
+
+def _block_checks(pred: np.ndarray, true: np.ndarray, check: np.ndarray, res: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centres (B, H, 2) of the prediction's and MuJoCo's block over the checked steps (B, H) -> per episode the pass
+    rate (within `PERSIST_TOLERANCE_PX`), the error (px, over steps the prediction shows the block) and the lost
+    fraction; NaN where nothing is checked."""
+    e = np.where(check, np.linalg.norm(pred - true, axis=-1), np.nan)  # (B, H)
     n = check.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(n > 0, (check & (e <= PERSIST_TOLERANCE_PX * _scale(res))).sum(1) / n, np.nan)
         lost = np.where(n > 0, (check & np.isnan(e)).sum(1) / n, np.nan)
     with _quiet():
         err = np.nanmean(e, 1)
-    return {"push_pass_rate": rate, "push_error_px": err, "push_missing": lost}
+    return rate, err, lost
+
+
+def contact_episodes(n: int, context: int, *, scene: str = "push", seed: int = 0, resolution: int = 32,
+                     distribution: str = "id", holdout: str | None = None) -> tuple[Episodes, np.ndarray]:
+    """Scripted `push` episodes, each cut to a window of context + `CONTACT_HORIZON` frames whose rollout begins on
+    the first frame (after the context) that the pushed block moves from rest; returns the windows and a mask of
+    usable episodes (such an onset with a whole window)."""
+    from worldsim.sim.registry import get_scene
+
+    spec = get_scene(scene).spec
+    if spec.reward is None:
+        raise ConfigError(f"push contact needs a scene with a pushed object (push), not {scene!r}", field="--probes")
+    full = fresh_episodes(scene, n, spec.max_frames, distribution=distribution, seed=seed, resolution=resolution,
+                          policy="scripted", holdout=holdout)
+    block = [o.name for o in spec.objects].index(spec.reward.object)
+    moving = np.linalg.norm(np.diff(full.object_pos[:, :, block], axis=1), axis=-1) > REST_M_PER_FRAME  # (B, T-1)
+    # frame f is an onset when the block moves from f - 1 to f and did not from f - 2 to f - 1
+    onset = np.zeros(full.object_pos.shape[:2], bool)  # (B, T)
+    onset[:, 2:] = moving[:, 1:] & ~moving[:, :-1]
+    onset[:, :context] = False
+    onset[:, full.length - CONTACT_HORIZON + 1:] = False
+    usable = onset.any(1)
+    starts = np.where(usable, onset.argmax(1) - context, 0)
+    return windows(full, starts, context + CONTACT_HORIZON), usable
+
+
+def push_contact(paired: Paired, colours: np.ndarray, block: int, usable: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Per episode (B,): the share of MuJoCo's push reproduced at the last step, and per step the pass rate, error
+    (px, vs the parser on MuJoCo's frame) and lost fraction; NaN for episodes whose block MuJoCo did not move by
+    `MOVED_PX`."""
+    ep, k, h = paired.episodes, paired.context, paired.horizon
+    res = paired.prediction.shape[-2]
+    pt, pp = parse(ep.frames[:, k - 1:k + h], colours), parse(paired.prediction, colours)
+    ok = trusted(ep.visible[:, k:k + h, block], pt.border[:, 1:, block], ep.active[:, None, block])  # (B, H)
+    start = pt.centre[:, 0, block]  # (B, 2) the block at rest in the last context frame
+    true = pt.centre[:, -1, block] - start  # (B, 2) MuJoCo's push over the window
+    moved = np.linalg.norm(true, axis=-1) >= MOVED_PX * _scale(res)
+    usable = np.ones(len(ep), bool) if usable is None else usable
+    keep = moved & usable & ok[:, -1]
+    rate, err, lost = _block_checks(pp.centre[:, :, block], pt.centre[:, 1:, block], ok & keep[:, None], res)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = ((pp.centre[:, -1, block] - start) * true).sum(-1) / (true * true).sum(-1)  # NaN where lost
+    share = np.where(keep, share, np.nan)
+    return {"contact_pass_rate": rate, "contact_error_px": err, "contact_missing": lost, "contact_share": share}
 
 
 # --- all of them ------------------------------------------------------------------------------------------
@@ -221,7 +281,7 @@ def _quiet():
 
 def applicable(scene: str) -> list[str]:
     """The consistency probes a scene supports: cuts (≥ 2 cameras), orbit (its first camera moves with the actions),
-    push (a pushed object and a scripted expert)."""
+    push and contact (a pushed object and a scripted expert)."""
     from worldsim.sim.registry import get_scene
 
     spec = get_scene(scene).spec
@@ -229,7 +289,7 @@ def applicable(scene: str) -> list[str]:
     if scene == "orbit" or spec.cameras[0] == "orbit":
         out.append("orbit")
     if spec.reward is not None and scene == "push":
-        out.append("push")
+        out += ["push", "contact"]
     return out
 
 
@@ -252,8 +312,10 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
             ep, h = cut_episodes(scene, n, context, horizon, **kw), horizon
         elif probe == "orbit":
             ep, h = fresh_episodes(scene, n, context + horizon, **kw), horizon
-        else:
+        elif probe == "push":
             (ep, usable), h = push_episodes(n, context, scene=scene, **kw), PUSH_HORIZON
+        else:
+            (ep, usable), h = contact_episodes(n, context, scene=scene, **kw), CONTACT_HORIZON
         scores, checked = {}, 0
         for name, p in runs.items():
             paired = rollout(p, ep, context, h, seed=seed, batch_size=batch_size)
@@ -262,8 +324,8 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
             elif probe == "orbit":
                 v = orbit_consistency(paired, colours, spec.motion_plane)
             else:
-                v = push_persistence(paired, colours, [o.name for o in spec.objects].index(spec.reward.object),
-                                     usable)
+                judge = push_persistence if probe == "push" else push_contact
+                v = judge(paired, colours, [o.name for o in spec.objects].index(spec.reward.object), usable)
             checked = int(np.isfinite(next(iter(v.values()))).sum())
             scores[name] = {key: bootstrap_mean(x, n_resamples=n_resamples, seed=seed).to_json()
                             for key, x in v.items()}
@@ -275,4 +337,4 @@ THRESHOLDS = {"cut_steps": list(CUT_STEPS), "cut_tolerance_px_at_32": CUT_TOLERA
               "orbit_tolerance_px_at_32": ORBIT_TOLERANCE_PX, "persist_frames": PERSIST_FRAMES,
               "push_horizon": PUSH_HORIZON,
               "moved_px_at_32": MOVED_PX, "persist_tolerance_px_at_32": PERSIST_TOLERANCE_PX,
-              "rest_m_per_frame": REST_M_PER_FRAME}
+              "rest_m_per_frame": REST_M_PER_FRAME, "contact_horizon": CONTACT_HORIZON}

@@ -374,7 +374,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="id, ood, ood:NAME or heldout (worldsim.data.splits' held-out combinations), or several separated by commas for a generalisation table "
                         "(one sub-folder each; default: %(default)s)")
     p.add_argument("--probes", default="", help="extra probe families, comma-separated: consistency (camera cuts, "
-                   "orbit 3D consistency, push persistence), response (mirrored actions), modes (extend backward, connect, loop, "
+                   "orbit 3D consistency, push persistence and contact), response (mirrored actions), modes (extend backward, connect, loop, "
                    "low-res preview against MuJoCo; docs/metrics.md)")
     p.add_argument("--mode-steps", type=int, default=d.mode_steps,
                    help="denoising steps of the mode probes' whole-clip generations (default: %(default)s)")

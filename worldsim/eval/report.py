@@ -146,6 +146,7 @@ code{background:#f4f4f4;padding:1px 4px}
 
 CONSISTENCY_LABELS = {"cuts": "objects across camera cuts", "orbit": "3D consistency under the orbiting camera",
                       "push": "a pushed block stays where it was pushed",
+                      "contact": "a pushed block moves from the frame its push begins",
                       "response": "Action response: the agent under its actions and under their mirror image"}
 
 
