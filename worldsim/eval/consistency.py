@@ -164,25 +164,37 @@ def orbit_consistency(paired: Paired, colours: np.ndarray, motion_plane: str) ->
 
 # --- push persistence -------------------------------------------------------------------------------------
 
-def push_episodes(n: int, context: int, *, scene: str = "push", seed: int = 0, resolution: int = 32,
-                  distribution: str = "id", horizon: int = PUSH_HORIZON, holdout: str | None = None
-                  ) -> tuple[Episodes, np.ndarray]:
-    """Scripted `push` episodes, each cut to a window of context + horizon frames whose rollout ends
-    `PERSIST_FRAMES` frames after the block's last motion; returns the windows and a mask of usable episodes
-    (the push ends late enough for a whole window)."""
+def scripted_push_episodes(n: int, *, scene: str = "push", seed: int = 0, resolution: int = 32,
+                           distribution: str = "id", holdout: str | None = None) -> Episodes:
+    """Whole scripted-expert episodes of a scene with a pushed object: what push persistence and push contact cut
+    their windows from (generated once when both run)."""
     from worldsim.sim.registry import get_scene
 
     spec = get_scene(scene).spec
     if spec.reward is None:
-        raise ConfigError(f"push persistence needs a scene with a pushed object (push), not {scene!r}",
-                          field="--probes")
-    full = fresh_episodes(scene, n, spec.max_frames, distribution=distribution, seed=seed, resolution=resolution,
+        raise ConfigError(f"the push probes need a scene with a pushed object (push), not {scene!r}", field="--probes")
+    return fresh_episodes(scene, n, spec.max_frames, distribution=distribution, seed=seed, resolution=resolution,
                           policy="scripted", holdout=holdout)
-    block = [o.name for o in spec.objects].index(spec.reward.object)
+
+
+def _pushed_block(scene: str) -> int:
+    from worldsim.sim.registry import get_scene
+
+    spec = get_scene(scene).spec
+    return [o.name for o in spec.objects].index(spec.reward.object)
+
+
+def push_episodes(n: int, context: int, *, horizon: int = PUSH_HORIZON, full: Episodes | None = None, **kw
+                  ) -> tuple[Episodes, np.ndarray]:
+    """Scripted `push` episodes (`full`, or `scripted_push_episodes(n, **kw)`), each cut to a window of context +
+    horizon frames whose rollout ends `PERSIST_FRAMES` frames after the block's last motion; returns the windows and
+    a mask of usable episodes (the push ends late enough for a whole window)."""
+    full = scripted_push_episodes(n, **kw) if full is None else full
+    block = _pushed_block(full.scene)
     speed = np.linalg.norm(np.diff(full.object_pos[:, :, block], axis=1), axis=-1)  # (B, T - 1) m/frame
     length = context + horizon
-    starts, usable = np.zeros(n, int), np.zeros(n, bool)
-    for i in range(n):
+    starts, usable = np.zeros(len(full), int), np.zeros(len(full), bool)
+    for i in range(len(full)):
         moving = np.nonzero(speed[i] > REST_M_PER_FRAME)[0]
         if moving.size:
             rest = moving[-1] + 1  # first frame at rest for good
@@ -224,19 +236,12 @@ def _block_checks(pred: np.ndarray, true: np.ndarray, check: np.ndarray, res: in
     return rate, err, lost
 
 
-def contact_episodes(n: int, context: int, *, scene: str = "push", seed: int = 0, resolution: int = 32,
-                     distribution: str = "id", holdout: str | None = None) -> tuple[Episodes, np.ndarray]:
-    """Scripted `push` episodes, each cut to a window of context + `CONTACT_HORIZON` frames whose rollout begins on
-    the first frame (after the context) that the pushed block moves from rest; returns the windows and a mask of
-    usable episodes (such an onset with a whole window)."""
-    from worldsim.sim.registry import get_scene
-
-    spec = get_scene(scene).spec
-    if spec.reward is None:
-        raise ConfigError(f"push contact needs a scene with a pushed object (push), not {scene!r}", field="--probes")
-    full = fresh_episodes(scene, n, spec.max_frames, distribution=distribution, seed=seed, resolution=resolution,
-                          policy="scripted", holdout=holdout)
-    block = [o.name for o in spec.objects].index(spec.reward.object)
+def contact_episodes(n: int, context: int, *, full: Episodes | None = None, **kw) -> tuple[Episodes, np.ndarray]:
+    """Scripted `push` episodes (`full`, or `scripted_push_episodes(n, **kw)`), each cut to a window of context +
+    `CONTACT_HORIZON` frames whose rollout begins on the first frame (after the context) that the pushed block moves
+    from rest; returns the windows and a mask of usable episodes (such an onset with a whole window)."""
+    full = scripted_push_episodes(n, **kw) if full is None else full
+    block = _pushed_block(full.scene)
     moving = np.linalg.norm(np.diff(full.object_pos[:, :, block], axis=1), axis=-1) > REST_M_PER_FRAME  # (B, T-1)
     # frame f is an onset when the block moves from f - 1 to f and did not from f - 2 to f - 1
     onset = np.zeros(full.object_pos.shape[:2], bool)  # (B, T)
@@ -304,7 +309,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
     spec = get_scene(scene).spec
     colours = np.array([o.colour for o in spec.objects])
     runs = {"mujoco (exact)": PerturbedMuJoCo(scene, 0.0, 0.0, name="mujoco (exact)"), **predictors}
-    out = {}
+    out, scripted = {}, None
     for probe in applicable(scene):
         kw = dict(seed=seed, resolution=resolution, distribution=distribution, holdout=holdout)
         usable = None
@@ -312,10 +317,10 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
             ep, h = cut_episodes(scene, n, context, horizon, **kw), horizon
         elif probe == "orbit":
             ep, h = fresh_episodes(scene, n, context + horizon, **kw), horizon
-        elif probe == "push":
-            (ep, usable), h = push_episodes(n, context, scene=scene, **kw), PUSH_HORIZON
-        else:
-            (ep, usable), h = contact_episodes(n, context, scene=scene, **kw), CONTACT_HORIZON
+        else:  # push and contact cut their windows from the same scripted episodes
+            scripted = scripted_push_episodes(n, scene=scene, **kw) if scripted is None else scripted
+            cut, h = (push_episodes, PUSH_HORIZON) if probe == "push" else (contact_episodes, CONTACT_HORIZON)
+            ep, usable = cut(n, context, full=scripted)
         scores, checked = {}, 0
         for name, p in runs.items():
             paired = rollout(p, ep, context, h, seed=seed, batch_size=batch_size)
@@ -325,7 +330,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
                 v = orbit_consistency(paired, colours, spec.motion_plane)
             else:
                 judge = push_persistence if probe == "push" else push_contact
-                v = judge(paired, colours, [o.name for o in spec.objects].index(spec.reward.object), usable)
+                v = judge(paired, colours, _pushed_block(scene), usable)
             checked = int(np.isfinite(next(iter(v.values()))).sum())
             scores[name] = {key: bootstrap_mean(x, n_resamples=n_resamples, seed=seed).to_json()
                             for key, x in v.items()}

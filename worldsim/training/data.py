@@ -77,9 +77,8 @@ class EpisodeArrays:
         self.params = [param_vector(spec, e["params"]) if spec else np.zeros(0, np.float32) for e in eps]
         self.lengths = np.array([len(f) for f in self.frames])
         # what `holds_occlusion` / `holds_push` need of each episode's events: read only when a share asks for them
-        found = [e.get("caption_events") or [] for e in eps] if events else None
-        self.focus = {"occlusion": [occlusion_spans(ev) for ev in found],
-                      "push": [push_frames(ev) for ev in found]} if events else {}
+        found = [e.get("caption_events") or [] for e in eps] if events else []
+        self.focus = {"occlusion": [occlusion_spans(ev) for ev in found], "push": [push_frames(ev) for ev in found]}
 
 
 def occlusion_spans(events: list[dict]) -> list[tuple[int, int]]:
@@ -179,9 +178,9 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
     def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1,
-                 occlusion_share: float = 0.0, p_reverse: float = 0.0, push_share: float = 0.0):
+                 shares: dict[str, float] | None = None, p_reverse: float = 0.0):
         self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
-        self.shares = {"occlusion": occlusion_share, "push": push_share}
+        self.shares = shares or {}  # kind in FOCUS -> share of clips drawn around it
         self.p_reverse = p_reverse
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
@@ -196,7 +195,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         bucket = self.buckets[b]
         windows = rng.integers(0, len(bucket.starts), bucket.batch_size * self.world)
         asked = [(self.shares[k], bucket.focus[k]) for k in FOCUS
-                 if self.shares[k] > 0 and len(bucket.focus.get(k, ()))]
+                 if self.shares.get(k, 0) > 0 and len(bucket.focus.get(k, ()))]
         if asked:  # drawn only when asked: other runs keep their order
             # one uniform number per clip, cut into consecutive intervals of the shares: each share is exact
             u, low = rng.random(len(windows)), 0.0
@@ -289,7 +288,7 @@ class WorldDataModule(L.LightningDataModule):
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
-        self.occlusion_share, self.push_share, self.p_reverse = occlusion_share, push_share, p_reverse
+        self.shares, self.p_reverse = {"occlusion": occlusion_share, "push": push_share}, p_reverse  # keyed as FOCUS
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
     # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
@@ -315,7 +314,7 @@ class WorldDataModule(L.LightningDataModule):
     def _load(self, split: str) -> list[EpisodeArrays]:
         if split not in self._parts:
             try:
-                events = (self.occlusion_share > 0 or self.push_share > 0) and split == self.train_split
+                events = any(v > 0 for v in self.shares.values()) and split == self.train_split
                 parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events)
                          for p in self.stores]
             except StoreError as e:  # a missing or empty split: name the setting that chose it
@@ -327,8 +326,7 @@ class WorldDataModule(L.LightningDataModule):
         return self._parts[split]
 
     def _buckets(self, parts: list[EpisodeArrays], split: str) -> list[Bucket]:
-        shares = {"occlusion": self.occlusion_share, "push": self.push_share}
-        asked = [k for k in FOCUS if shares[k] > 0 and split == self.train_split]
+        asked = [k for k in FOCUS if self.shares[k] > 0 and split == self.train_split]
         buckets = []
         for si, part in enumerate(parts):
             for T in self.windows:
@@ -371,7 +369,7 @@ class WorldDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
         sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world,
-                                   self.occlusion_share, self.p_reverse, self.push_share)
+                                   self.shares, self.p_reverse)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
