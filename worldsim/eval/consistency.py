@@ -204,18 +204,25 @@ def push_episodes(n: int, context: int, *, horizon: int = PUSH_HORIZON, full: Ep
     return windows(full, starts, length), usable
 
 
+def _parsed_block(paired: Paired, colours: np.ndarray, block: int):
+    """What both push probes read: MuJoCo's frames from the last context frame on and the prediction, parsed; where
+    MuJoCo's block is trusted over the rollout (B, H); and the frame height."""
+    ep, k, h = paired.episodes, paired.context, paired.horizon
+    pt, pp = parse(ep.frames[:, k - 1:k + h], colours), parse(paired.prediction, colours)
+    ok = trusted(ep.visible[:, k:k + h, block], pt.border[:, 1:, block], ep.active[:, None, block])  # (B, H)
+    return pt, pp, ok, paired.prediction.shape[-2]
+
+
 def push_persistence(paired: Paired, colours: np.ndarray, block: int, usable: np.ndarray | None = None
                      ) -> dict[str, np.ndarray]:
     """Per episode (B,): pass rate, error (px, vs the parser on MuJoCo's frame) and lost fraction over the frames
     after the push; NaN for episodes whose block MuJoCo did not move by `MOVED_PX` in the rollout."""
-    ep, k, h = paired.episodes, paired.context, paired.horizon
-    res = paired.prediction.shape[-2]
-    pt, pp = parse(ep.frames[:, k - 1:k + h], colours), parse(paired.prediction, colours)
-    ok = trusted(ep.visible[:, k:k + h, block], pt.border[:, 1:, block], ep.active[:, None, block])  # (B, H)
-    pos = ep.object_pos[:, k - 1:k + h, block]
+    pt, pp, ok, res = _parsed_block(paired, colours, block)
+    k, h = paired.context, paired.horizon
+    pos = paired.episodes.object_pos[:, k - 1:k + h, block]
     at_rest = np.linalg.norm(pos[:, 1:] - pos[:, -1:], axis=-1) < REST_M_PER_FRAME  # same place as at the end
     moved = np.linalg.norm(pt.centre[:, -1, block] - pt.centre[:, 0, block], axis=-1) >= MOVED_PX * _scale(res)
-    usable = np.ones(len(ep), bool) if usable is None else usable
+    usable = np.ones(len(paired.episodes), bool) if usable is None else usable
     check = ok & at_rest & (moved & usable)[:, None]
     rate, err, lost = _block_checks(pp.centre[:, :, block], pt.centre[:, 1:, block], check, res)
     return {"push_pass_rate": rate, "push_error_px": err, "push_missing": lost}
@@ -258,14 +265,11 @@ def push_contact(paired: Paired, colours: np.ndarray, block: int, usable: np.nda
     """Per episode (B,): the share of MuJoCo's push reproduced at the last step, and per step the pass rate, error
     (px, vs the parser on MuJoCo's frame) and lost fraction; NaN for episodes whose block MuJoCo did not move by
     `MOVED_PX`."""
-    ep, k, h = paired.episodes, paired.context, paired.horizon
-    res = paired.prediction.shape[-2]
-    pt, pp = parse(ep.frames[:, k - 1:k + h], colours), parse(paired.prediction, colours)
-    ok = trusted(ep.visible[:, k:k + h, block], pt.border[:, 1:, block], ep.active[:, None, block])  # (B, H)
+    pt, pp, ok, res = _parsed_block(paired, colours, block)
     start = pt.centre[:, 0, block]  # (B, 2) the block at rest in the last context frame
     true = pt.centre[:, -1, block] - start  # (B, 2) MuJoCo's push over the window
     moved = np.linalg.norm(true, axis=-1) >= MOVED_PX * _scale(res)
-    usable = np.ones(len(ep), bool) if usable is None else usable
+    usable = np.ones(len(paired.episodes), bool) if usable is None else usable
     keep = moved & usable & ok[:, -1]
     rate, err, lost = _block_checks(pp.centre[:, :, block], pt.centre[:, 1:, block], ok & keep[:, None], res)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -321,6 +325,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
             scripted = scripted_push_episodes(n, scene=scene, **kw) if scripted is None else scripted
             cut, h = (push_episodes, PUSH_HORIZON) if probe == "push" else (contact_episodes, CONTACT_HORIZON)
             ep, usable = cut(n, context, full=scripted)
+            block = _pushed_block(scene)
         scores, checked = {}, 0
         for name, p in runs.items():
             paired = rollout(p, ep, context, h, seed=seed, batch_size=batch_size)
@@ -330,7 +335,7 @@ def run(scene: str, predictors: dict, *, n: int, context: int, horizon: int, see
                 v = orbit_consistency(paired, colours, spec.motion_plane)
             else:
                 judge = push_persistence if probe == "push" else push_contact
-                v = judge(paired, colours, _pushed_block(scene), usable)
+                v = judge(paired, colours, block, usable)
             checked = int(np.isfinite(next(iter(v.values()))).sum())
             scores[name] = {key: bootstrap_mean(x, n_resamples=n_resamples, seed=seed).to_json()
                             for key, x in v.items()}
