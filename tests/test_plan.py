@@ -55,6 +55,24 @@ def test_planner_runs_with_a_world_model(tmp_path):
     env.close()
 
 
+def test_world_model_planner_keeps_a_lost_block_where_the_real_frames_last_showed_it(tmp_path):
+    """The world-model cost reads where objects start from the real frames; a block an imagined (or real) frame stops
+    showing stays where it was last seen, not at the scene's resting position (a lost block scored as sent home)."""
+    dyn = WorldModelDynamics(WorldModel.load(debug_weights(tmp_path / "push.safetensors", "push")))
+    env = SceneEnv("push", resolution=32, visibility=False)
+    obs, info = env.reset(seed=0)
+    env.close()
+    block = info["object_pos"][1]                                                           # block0's true position
+    seen = dyn.observed(env, [obs])[1]
+    assert np.linalg.norm((seen - block)[:2]) < 0.05, (seen, block)
+    assert np.linalg.norm((dyn.reader.rest[1] - block)[:2]) > 0.1  # the resting position would be far off
+    hidden = obs.copy()
+    red = np.abs(hidden.astype(int) - env.scene.spec.objects[1].colour).max(-1) < 60        # block0's pixels
+    assert red.any()
+    hidden[red] = hidden[0, 0]
+    assert np.allclose(dyn.observed(env, [obs, hidden])[1], seen)
+
+
 def test_planner_config_errors():
     with pytest.raises(ConfigError):
         CEMConfig(population=4, elites=8).check()

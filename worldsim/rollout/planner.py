@@ -122,7 +122,8 @@ class MuJoCoDynamics:
 
 class WorldModelDynamics:
     """A world model as the planner's model: all candidates imagined in one batched autoregressive rollout from the
-    last real frames, positions read from the generated frames (worldsim/rollout/reward.py)."""
+    last real frames, positions read from the generated frames (worldsim/rollout/reward.py); an object a frame does
+    not show keeps the position last read, starting from the real frames (`observed`)."""
 
     def __init__(self, model, config=None, context: int | None = None, seed: int = 0):
         from worldsim.rollout.autoregressive import RolloutConfig
@@ -135,17 +136,14 @@ class WorldModelDynamics:
 
     def costs(self, env, history, actions, cfg) -> np.ndarray:
         from worldsim.rollout.autoregressive import Rollout
-        from worldsim.rollout.reward import SceneReader
 
-        if self.reader is None:
-            self.reader = SceneReader(env.scene.spec.name, (env.height, env.width), env.camera)
         N, T, A = actions.shape
         frames = np.stack(history[-self.context:])                                          # (k, H, W, 3)
         ctx = np.broadcast_to(frames, (N, *frames.shape))
         r = Rollout(self.model, ctx, config=self.config, seed=self.seed, cameras=env.camera,
                     params=env.unwrapped.params if self.model.net.cfg.param_dim else None)
         self.seed += 1
-        pos, prev = [], None
+        pos, prev = [], np.broadcast_to(self.observed(env, history), (N, *self.reader.rest.shape))  # (N, K, 3)
         for t in range(T):
             f = r.step(actions[:, t])
             if (t + 1) % cfg.repeat == 0:
@@ -153,6 +151,20 @@ class WorldModelDynamics:
                 pos.append(prev)
         goal = env.data.site_xpos[env.scene.goal_site].copy()  # the goal is scenery: known from the episode
         return plan_cost(np.stack(pos, 1), goal, env.scene, cfg.shaping, _reach(env))
+
+    def observed(self, env, history: list[np.ndarray]) -> np.ndarray:
+        """(K, 3) each object's position read from the real frames so far, the latest frame that shows it: where an
+        imagined frame loses an object, the cost keeps it there, not at the scene's resting position (which would
+        score a lost block as teleported home)."""
+        from worldsim.rollout.reward import SceneReader
+
+        if self.reader is None:
+            self.reader = SceneReader(env.scene.spec.name, (env.height, env.width), env.camera)
+        r = self.reader.read(np.stack(history))                                             # t frames
+        pos = self.reader.rest.copy()                                                       # (K, 3)
+        for t in range(len(history)):
+            pos = np.where(r.found[t][:, None], r.pos[t], pos)
+        return pos
 
 
 class CEMPlanner:
