@@ -143,7 +143,8 @@ class WorldModelDynamics:
         r = Rollout(self.model, ctx, config=self.config, seed=self.seed, cameras=env.camera,
                     params=env.unwrapped.params if self.model.net.cfg.param_dim else None)
         self.seed += 1
-        pos, prev = [], np.broadcast_to(self.observed(env, history), (N, *self.reader.rest.shape))  # (N, K, 3)
+        start = self.observed(env, history)                                                  # (K, 3)
+        pos, prev = [], np.broadcast_to(start, (N, *start.shape))                           # (N, K, 3)
         for t in range(T):
             f = r.step(actions[:, t])
             if (t + 1) % cfg.repeat == 0:
