@@ -161,11 +161,10 @@ class WorldModelDynamics:
 
         if self.reader is None:
             self.reader = SceneReader(env.scene.spec.name, (env.height, env.width), env.camera)
-        r = self.reader.read(np.stack(history))                                             # t frames
-        pos = self.reader.rest.copy()                                                       # (K, 3)
-        for t in range(len(history)):
-            pos = np.where(r.found[t][:, None], r.pos[t], pos)
-        return pos
+        pos = None  # the reader's own fill: an object not found keeps `previous` (first: its resting position)
+        for frame in history:
+            pos = self.reader.read(frame[None], pos).pos                                    # (1, K, 3)
+        return pos[0]
 
 
 class CEMPlanner:
