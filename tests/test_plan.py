@@ -9,7 +9,7 @@ from rollout_helpers import debug_weights
 
 from worldsim.errors import ConfigError
 from worldsim.rollout import CEMConfig, CEMPlanner, MuJoCoDynamics, WorldModel, WorldModelDynamics, run_episode
-from worldsim.rollout.planner import plan_cost
+from worldsim.rollout.planner import PairedDynamics, plan_cost
 from worldsim.sim.scene_env import SceneEnv
 
 FAST = CEMConfig(horizon=6, repeat=5, population=32, elites=4, iterations=3, replan=10)
@@ -71,6 +71,31 @@ def test_world_model_planner_keeps_a_lost_block_where_the_real_frames_last_showe
     assert red.any()
     hidden[red] = hidden[0, 0]
     assert np.allclose(dyn.observed(env, [obs, hidden])[1], seen)
+
+
+def test_planner_acts_on_the_best_candidate_or_the_final_elite_mean():
+    """`act="best"` executes the lowest-cost candidate of every iteration; `act="mean"` the mean of the last
+    iteration's elites (PlaNet's choice for a sampled model, where the minimum favours lucky draws)."""
+    env = SceneEnv("push", resolution=16, visibility=False)
+    plans, logs = {}, {}
+    for act in ("best", "mean"):
+        cfg = CEMConfig(horizon=3, repeat=5, population=12, elites=3, iterations=2, replan=10, act=act)
+        dyn = PairedDynamics(MuJoCoDynamics(), MuJoCoDynamics())
+        env.reset(seed=4)
+        plans[act] = CEMPlanner(dyn, env.action_space.low, env.action_space.high, cfg, seed=1).plan(env, [])
+        logs[act] = dyn.log
+    env.close()
+    assert len(logs["best"]) == 2 and all(np.array_equal(c, r) for _, c, r in logs["best"])  # same model: same costs
+    for (a, c, _), (b, d, _) in zip(logs["best"], logs["mean"]):
+        assert np.array_equal(a, b) and np.array_equal(c, d)  # same seed, deterministic model: the same search
+    every = np.concatenate([a for a, _, _ in logs["best"]])                                 # (2N, T, A)
+    costs = np.concatenate([c for _, c, _ in logs["best"]])
+    np.testing.assert_allclose(plans["best"], every[np.argmin(costs)], atol=1e-6)  # plans are float32
+    last, c, _ = logs["mean"][-1]
+    np.testing.assert_allclose(plans["mean"], last[np.argsort(c)[:3]].mean(0), atol=1e-6)
+    assert not np.allclose(plans["best"], plans["mean"])
+    with pytest.raises(ConfigError, match="act"):
+        CEMConfig(act="median").check()
 
 
 def test_planner_config_errors():

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--population", type=int, default=32)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--replan", type=int, default=10, help="frames executed between plans")
+    p.add_argument("--act", default="best", choices=("best", "mean"),
+                   help="execute the lowest-cost candidate seen, or the final elite mean (less lucky-draw bias)")
     p.add_argument("--steps", type=int, default=3, help="denoising steps per imagined frame")
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--no-progress", action="store_true")
@@ -41,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"need at least one episode, got {args.episodes}", field="--episodes")
     cfg = CEMConfig(horizon=args.horizon, repeat=args.repeat, population=args.population,
-                    elites=max(1, args.population // 8), iterations=args.iterations, replan=args.replan).check()
+                    elites=max(1, args.population // 8), iterations=args.iterations, replan=args.replan, act=args.act).check()
     res = (args.resolution, args.resolution)
     if args.model:
         from worldsim.rollout.model import WorldModel

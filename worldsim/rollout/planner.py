@@ -40,6 +40,10 @@ class CEMConfig:
     min_std: float = 0.05
     replan: int = 5  # frames executed before planning again
     shaping: float = 0.5
+    # what a plan executes: "best", the lowest-cost candidate seen (right for a deterministic model such as MuJoCo),
+    # or "mean", the final elite mean (PlaNet's choice): with a sampled model each cost is one noisy draw, and the
+    # minimum over all draws favours the luckiest sample rather than the best plan
+    act: str = "best"
 
     def check(self) -> CEMConfig:
         for name in ("horizon", "repeat", "population", "elites", "iterations", "replan"):
@@ -48,6 +52,8 @@ class CEMConfig:
                 raise ConfigError(f"must be a positive integer, got {v!r}", field=f"planner.{name}")
         if self.elites > self.population:
             raise ConfigError(f"elites {self.elites} > population {self.population}", field="planner.elites")
+        if self.act not in ("best", "mean"):
+            raise ConfigError(f"must be 'best' or 'mean', got {self.act!r}", field="planner.act")
         return self
 
 
@@ -167,6 +173,20 @@ class WorldModelDynamics:
         return pos[0]
 
 
+class PairedDynamics:
+    """Plans with `model` and scores the same candidates with `reference` too (MuJoCo, from the env's true state),
+    keeping both: how well a world model ranks plans, apart from the planner's search (scripts/plan_rank.py)."""
+
+    def __init__(self, model: Dynamics, reference: Dynamics):
+        self.model, self.reference = model, reference
+        self.log: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (actions (N, T, A), model, reference costs)
+
+    def costs(self, env, history, actions, cfg) -> np.ndarray:
+        c = self.model.costs(env, history, actions, cfg)
+        self.log.append((actions.copy(), c, self.reference.costs(env, history, actions, cfg)))
+        return c
+
+
 class CEMPlanner:
     """Cross-entropy method over piecewise-constant action sequences, warm-started from the previous plan."""
 
@@ -178,7 +198,7 @@ class CEMPlanner:
         self.mean = np.zeros((config.horizon, len(self.low)))
 
     def plan(self, env, history: list[np.ndarray]) -> np.ndarray:
-        """The best action sequence found, (horizon * repeat, A) frames of float32 actions."""
+        """The chosen action sequence (`CEMConfig.act`), (horizon * repeat, A) frames of float32 actions."""
         cfg = self.cfg
         half = (self.high - self.low) / 2
         mean = self.mean.copy()
@@ -194,6 +214,8 @@ class CEMPlanner:
             mean, std = elite.mean(0), np.maximum(elite.std(0), cfg.min_std * half)
             if costs[order[0]] < best_cost:
                 best, best_cost = blocks[order[0]], costs[order[0]]
+        if cfg.act == "mean":
+            best = mean
         shift = cfg.replan // cfg.repeat if cfg.replan % cfg.repeat == 0 else 0
         self.mean = np.concatenate([best[shift:], np.repeat(best[-1:], shift, axis=0)]) if shift else best.copy()
         return np.repeat(best, cfg.repeat, axis=0).astype(np.float32)
