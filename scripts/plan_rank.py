@@ -70,6 +70,7 @@ def main() -> None:
     p.add_argument("--frames", default="0,10,20", help="states measured: frames into the MuJoCo-planned episode")
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--common-noise", action="store_true", help="one noise draw for all candidates of a call")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     at = sorted(int(f) for f in args.frames.split(","))
@@ -85,7 +86,8 @@ def main() -> None:
         obs, info = env.reset(seed=seed)
         history = [obs]
         reference = CEMPlanner(mujoco, env.action_space.low, env.action_space.high, cfg, seed=seed)
-        imagined = CEMPlanner(WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed),
+        imagined = CEMPlanner(WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
+                                                       common_noise=args.common_noise),
                               env.action_space.low, env.action_space.high, cfg, seed=seed)
         t = 0
         while True:
@@ -103,7 +105,7 @@ def main() -> None:
     summary |= {f"{k}_by_frame": {f: float(np.mean([r[k] for r in rows if r["frame"] == f])) for f in at}
                 for k in keys}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "planner": vars(cfg), "summary": summary, "rows": rows},
+    args.out.write_text(json.dumps({"model": args.model, "common_noise": args.common_noise, "planner": vars(cfg), "summary": summary, "rows": rows},
                                    indent=2))
     print(json.dumps(summary, indent=2))
 

@@ -164,6 +164,20 @@ def test_rollout_is_seeded_and_follows_actions(model):
         assert out.shape == (1, 3, 16, 16, 3)
 
 
+@pytest.mark.parametrize("cfg", [RolloutConfig(), RolloutConfig(sampler="euler_a", context_sigma=0.05)])
+def test_common_noise_compares_actions_under_one_draw(model, cfg):
+    """With common noise, rollouts that differ only in their actions differ only because of them: equal actions give
+    equal frames (each own stream would not), and rollout 0 is the one it would be alone."""
+    one = np.random.default_rng(3).integers(0, 255, (1, 2, 16, 16, 3), dtype=np.uint8)
+    ctx = np.broadcast_to(one, (3, *one.shape[1:]))                                         # (3, 2, H, W, 3)
+    a = np.repeat(np.array([[0.5, 0.5], [0.5, 0.5], [-0.5, 0.2]], np.float32)[:, None], 3, axis=1)  # (3, 3, 2)
+    common = Rollout(model, ctx, config=cfg, seed=4, common_noise=True).run(a)                       # (3, 3, H, W, 3)
+    own = Rollout(model, ctx, config=cfg, seed=4).run(a)
+    assert np.array_equal(common[0], common[1]) and not np.array_equal(common[0], common[2])
+    assert not np.array_equal(own[0], own[1])
+    np.testing.assert_array_equal(common[0], own[0])
+
+
 def test_fused_cache_write_matches_a_separate_clean_write(model):
     """Writing the cache during the last denoising step (input at sigma_min) instead of a separate clean pass
     changes the next frames by at most a few levels."""

@@ -63,11 +63,13 @@ class Rollout:
 
     `Rollout(model, context, ...)` encodes the context frames (B, k, H, W, 3); each `step(actions)` returns the next
     frame (B, H, W, 3) uint8. Deterministic given `seed`. `reversed=True` (weights trained on reversed clips):
-    the context is played backward and so is the rollout, into the past."""
+    the context is played backward and so is the rollout, into the past. `common_noise=True`: every rollout of
+    the batch draws the same noise (common random numbers: candidates that differ only in their actions are compared
+    under one draw, so their differences are the actions' and not the sampler's luck; the planner's choice)."""
 
     def __init__(self, model: WorldModel, context, *, actions=None, cameras=None, params=None,
                  text: str | list[str] | None = None, config: RolloutConfig = RolloutConfig(), seed: int = 0,
-                 resolution: tuple[int, int] | None = None, reversed: bool = False):
+                 resolution: tuple[int, int] | None = None, reversed: bool = False, common_noise: bool = False):
         self.model, self.config = model, config.check()
         net = model.net
         if not net.cfg.causal:
@@ -85,9 +87,12 @@ class Rollout:
         # a name, or one per context frame (the last one carries on); later cuts: step(camera=...)
         self.camera = cameras if cameras is None or isinstance(cameras, str) else list(cameras)[-1]
         self.params, self.text, self.reversed = params, text, reversed
-        # One noise stream per rollout of the batch: rollout i is the same whether it runs alone or in a batch.
+        # One noise stream per rollout of the batch: rollout i is the same whether it runs alone or in a batch
+        # (with common noise, rollout 0's stream for all of them).
+        self.common_noise = common_noise
         self.generators = [torch.Generator().manual_seed(int(s)) for s in
-                           np.random.SeedSequence(int(seed)).generate_state(self.batch, dtype=np.uint64) % 2**63]
+                           np.random.SeedSequence(int(seed)).generate_state(1 if common_noise else self.batch,
+                                                                            dtype=np.uint64) % 2**63]
         self.cache = net.new_cache()
         self.frames_done = k
         self.last = ctx[:, -1].copy()
@@ -97,7 +102,9 @@ class Rollout:
         self._sigmas = plans.autoregressive(config.steps, 1, 0, cfg=model.edm)           # (steps + 1, 1)
 
     def _noise(self, shape) -> torch.Tensor:
-        return torch.stack([torch.randn(shape[1:], generator=g) for g in self.generators]).to(self.model.device)
+        """(B, ...) standard normal noise, one draw per rollout's stream (broadcast when common)."""
+        noise = torch.stack([torch.randn(shape[1:], generator=g) for g in self.generators])  # (B or 1, ...)
+        return noise.expand(shape).to(self.model.device)
 
     def _cams(self, cameras, frames: int):
         if cameras is None or isinstance(cameras, str):

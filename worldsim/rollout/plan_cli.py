@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replan", type=int, default=10, help="frames executed between plans")
     p.add_argument("--act", default="best", choices=("best", "mean"),
                    help="execute the lowest-cost candidate seen, or the final elite mean (less lucky-draw bias)")
+    p.add_argument("--common-noise", action="store_true",
+                   help="imagine all candidates of a plan under one noise draw (common random numbers)")
     p.add_argument("--steps", type=int, default=3, help="denoising steps per imagined frame")
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--no-progress", action="store_true")
@@ -50,7 +52,9 @@ def main(args: argparse.Namespace) -> int:
 
         model = WorldModel.load(args.model)
         model.check(scene=args.scene, resolution=res)
-        dynamics, name = WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=args.seed), "world model"
+        dynamics = WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=args.seed,
+                                      common_noise=args.common_noise)
+        name = "world model"
     else:
         dynamics, name = MuJoCoDynamics(), "MuJoCo"
     env = SceneEnv(args.scene, resolution=res, visibility=False)

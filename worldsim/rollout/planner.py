@@ -129,12 +129,13 @@ class MuJoCoDynamics:
 class WorldModelDynamics:
     """A world model as the planner's model: all candidates imagined in one batched autoregressive rollout from the
     last real frames, positions read from the generated frames (worldsim/rollout/reward.py); an object a frame does
-    not show keeps the position last read, starting from the real frames (`observed`)."""
+    not show keeps the position last read, starting from the real frames (`observed`). `common_noise`: all
+    candidates of a call share one noise draw (common random numbers), so their costs differ by their actions."""
 
-    def __init__(self, model, config=None, context: int | None = None, seed: int = 0):
+    def __init__(self, model, config=None, context: int | None = None, seed: int = 0, common_noise: bool = False):
         from worldsim.rollout.autoregressive import RolloutConfig
 
-        self.model = model
+        self.model, self.common_noise = model, common_noise
         self.config = config or RolloutConfig()
         self.context = context or max(1, model.scene.train_frames - 1)
         self.seed = seed
@@ -147,7 +148,8 @@ class WorldModelDynamics:
         frames = np.stack(history[-self.context:])                                          # (k, H, W, 3)
         ctx = np.broadcast_to(frames, (N, *frames.shape))
         r = Rollout(self.model, ctx, config=self.config, seed=self.seed, cameras=env.camera,
-                    params=env.unwrapped.params if self.model.net.cfg.param_dim else None)
+                    params=env.unwrapped.params if self.model.net.cfg.param_dim else None,
+                    common_noise=self.common_noise)
         self.seed += 1
         start = self.observed(env, history)                                                  # (K, 3)
         pos, prev = [], np.broadcast_to(start, (N, *start.shape))                           # (N, K, 3)
