@@ -86,9 +86,9 @@ def main() -> None:
         obs, info = env.reset(seed=seed)
         history = [obs]
         reference = CEMPlanner(mujoco, env.action_space.low, env.action_space.high, cfg, seed=seed)
-        imagined = CEMPlanner(WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
-                                                       common_noise=args.common_noise),
-                              env.action_space.low, env.action_space.high, cfg, seed=seed)
+        dynamics = WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
+                                      common_noise=args.common_noise)
+        imagined = CEMPlanner(dynamics, env.action_space.low, env.action_space.high, cfg, seed=seed)
         t = 0
         while True:
             if t in at and not info["success"]:
@@ -105,8 +105,9 @@ def main() -> None:
     summary |= {f"{k}_by_frame": {f: float(np.mean([r[k] for r in rows if r["frame"] == f])) for f in at}
                 for k in keys}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "common_noise": args.common_noise, "planner": vars(cfg), "summary": summary, "rows": rows},
-                                   indent=2))
+    record = {"model": args.model, "common_noise": args.common_noise, "planner": vars(cfg), "summary": summary,
+              "rows": rows}
+    args.out.write_text(json.dumps(record, indent=2))
     print(json.dumps(summary, indent=2))
 
 

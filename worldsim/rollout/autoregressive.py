@@ -89,7 +89,6 @@ class Rollout:
         self.params, self.text, self.reversed = params, text, reversed
         # One noise stream per rollout of the batch: rollout i is the same whether it runs alone or in a batch
         # (with common noise, rollout 0's stream for all of them).
-        self.common_noise = common_noise
         self.generators = [torch.Generator().manual_seed(int(s)) for s in
                            np.random.SeedSequence(int(seed)).generate_state(1 if common_noise else self.batch,
                                                                             dtype=np.uint64) % 2**63]

@@ -45,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise ConfigError(f"need at least one episode, got {args.episodes}", field="--episodes")
     cfg = CEMConfig(horizon=args.horizon, repeat=args.repeat, population=args.population,
-                    elites=max(1, args.population // 8), iterations=args.iterations, replan=args.replan, act=args.act).check()
+                    elites=max(1, args.population // 8), iterations=args.iterations, replan=args.replan,
+                    act=args.act).check()
     res = (args.resolution, args.resolution)
     if args.model:
         from worldsim.rollout.model import WorldModel
