@@ -38,11 +38,12 @@ def seeds(text: str) -> list[int]:
 
 
 def measure(env, history, imagined, reference, mujoco, cfg, seed: int, frame: int) -> dict:
-    """One state: the world-model planner plans from a cold start with every candidate scored by MuJoCo too."""
-    paired = PairedDynamics(imagined.dynamics, mujoco)
-    imagined.dynamics, imagined.mean[:] = paired, 0.0
+    """One state: the world-model planner (its dynamics a `PairedDynamics`) plans from a cold start, every candidate
+    scored by MuJoCo too."""
+    paired = imagined.dynamics
+    paired.log.clear()
+    imagined.mean[:] = 0.0
     imagined.plan(env, history)
-    imagined.dynamics = paired.model
     first, last = paired.log[0], paired.log[-1]
     every = np.concatenate([c for _, c, _ in paired.log])
     every_mj = np.concatenate([r for _, _, r in paired.log])
@@ -86,8 +87,8 @@ def main() -> None:
         obs, info = env.reset(seed=seed)
         history = [obs]
         reference = CEMPlanner(mujoco, env.action_space.low, env.action_space.high, cfg, seed=seed)
-        dynamics = WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
-                                      common_noise=args.common_noise)
+        dynamics = PairedDynamics(WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
+                                                     common_noise=args.common_noise), mujoco)
         imagined = CEMPlanner(dynamics, env.action_space.low, env.action_space.high, cfg, seed=seed)
         t = 0
         while True:
