@@ -8,8 +8,8 @@ words (`sim/captions.py`: the size words' radius intervals, `DIRECTIONS`). The s
 a learned detector).
 
 Checks per prompt (all from the parsed prompt and the expansion's parameters, never from the sample):
-- **objects**: each of the scene's objects is shown (≥ 1 matching px in ≥ `PRESENT_FRAMES` frames: a 32 px
-  `parabola` ball covers 1-2 px) exactly when the expansion has it taking part (colours and count);
+- **objects**: each of the scene's objects is shown (≥ 1 matching px in ≥ `PRESENT_FRAMES` frames: fixed when a
+  32 px `parabola` ball covered 1-2 px) exactly when the expansion has it taking part (colours and count);
 - **size** of each object the prompt sizes: the median radius read from the frames (√(px / π) × depth / focal
   length, depth of the centre lifted onto the motion plane through the scene's origin) lies in the radius interval
   `captions.size_word` calls that word, widened by `SIZE_TOLERANCE`;
