@@ -1,9 +1,10 @@
 """Where a `parabola` model's ball goes wrong, by axis: sideways (constant velocity) or up and down (gravity).
 
-Rolls the model out 16 frames from the first 4 of each test episode of a recorded store and compares colour
-centroids (px) of its frames with MuJoCo's: the first step's displacement error per axis beside copy-last's and
-linear extrapolation's, the curvature of the ball's height over frames 2-9 (px/frame^2; MuJoCo's is g in pixels),
-and the centre error by step. A manual diagnostic behind docs/experiments.md E66-E68, not a test.
+Rolls the model out 16 frames from the first 4 of each test episode of a recorded store and compares the ball's
+centre (px, the evaluation's colour parser `worldsim.eval.parse`) in its frames with MuJoCo's: the first step's
+displacement error per axis beside copy-last's and linear extrapolation's, the curvature of the ball's height over
+frames 2-9 (px/frame^2; MuJoCo's is g in pixels), and the centre error by step. A manual diagnostic behind
+docs/experiments.md E66-E68, not a test.
 
     .venv/bin/python scripts/parabola_axes.py --model worldsim/pretrained/parabola.safetensors
 """
@@ -15,20 +16,16 @@ import argparse
 import numpy as np
 import zarr
 
+from worldsim.eval.parse import parse
 from worldsim.rollout.autoregressive import RolloutConfig, rollout
 from worldsim.rollout.model import WorldModel
-
-ORANGE = np.array([230, 130, 20])  # the scene's ball colour (envs/parabola/spec.yaml)
-TOLERANCE = np.array([70, 70, 90])  # per channel: wide enough for the model's softer edges
+from worldsim.sim.registry import get_scene
 
 
-def centroids(frames: np.ndarray) -> np.ndarray:
-    """(B, T, H, W, 3) uint8 -> (B, T, 2) row, column of the orange pixels (NaN where none)."""
-    mask = (np.abs(frames.astype(int) - ORANGE) <= TOLERANCE).all(-1)                        # (B, T, H, W)
-    weight = mask.sum((-1, -2)).astype(float)
-    rows, cols = np.arange(frames.shape[2])[:, None], np.arange(frames.shape[3])[None, :]
-    with np.errstate(invalid="ignore"):
-        return np.stack([(mask * rows).sum((-1, -2)) / weight, (mask * cols).sum((-1, -2)) / weight], -1)
+def centroids(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(B, T, H, W, 3) uint8 -> (B, T, 2) row, column of the ball's centre (NaN where it is not found)."""
+    u, v = np.moveaxis(parse(frames, colour[None]).centre[..., 0, :], -1, 0)                  # (B, T) each
+    return np.stack([v, u], -1)
 
 
 def main() -> None:
@@ -42,8 +39,11 @@ def main() -> None:
     lengths = group["episode_length"][:]
     n, length = len(lengths), int(lengths[0])  # recorded stores hold equal-length episodes
     frames = group["frames"][:].reshape(n, length, *group["frames"].shape[1:])                 # (B, T, H, W, 3)
-    made = rollout(WorldModel.load(args.model), frames[:, :4], horizon=16, config=RolloutConfig(steps=args.steps))
-    real, model = centroids(frames[:, :20]), centroids(np.concatenate([frames[:, :4], made], 1))  # (B, 20, 2)
+    world_model = WorldModel.load(args.model)
+    colour = np.array(get_scene(world_model.scene.name).spec.objects[0].colour)
+    made = rollout(world_model, frames[:, :4], horizon=16, config=RolloutConfig(steps=args.steps))
+    real = centroids(frames[:, :20], colour)                                                  # (B, 20, 2)
+    model = centroids(np.concatenate([frames[:, :4], made], 1), colour)
     step_true, step_model = real[:, 4] - real[:, 3], model[:, 4] - model[:, 3]
     print("first step's displacement error (row, column) px: model",
           np.nanmean(abs(step_model - step_true), 0).round(3), "copy-last", np.nanmean(abs(step_true), 0).round(3),
