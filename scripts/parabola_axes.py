@@ -3,8 +3,9 @@
 Rolls the model out 16 frames from the first 4 of each test episode of a recorded store and compares the ball's
 centre (px, the evaluation's colour parser `worldsim.eval.parse`) in its frames with MuJoCo's: the first step's
 displacement error per axis beside copy-last's and linear extrapolation's, the curvature of the ball's height over
-frames 2-9 (px/frame^2; MuJoCo's is g in pixels), and the centre error by step. A manual diagnostic behind
-docs/experiments.md E66-E68, not a test.
+frames 2-9 (px/frame^2; MuJoCo's is g in pixels), the centre error by step, and the curvature over the stretches
+between MuJoCo's bounces (where the gravity probe fits g) with how often the model's first bounce lands on MuJoCo's
+frame. A manual diagnostic behind docs/experiments.md E66-E69, not a test.
 
     .venv/bin/python scripts/parabola_axes.py --model worldsim/pretrained/parabola.safetensors
 """
@@ -58,6 +59,43 @@ def main() -> None:
           f"MuJoCo {mujoco:.3f}, model {learned:.3f}")
     error = np.linalg.norm(real[:, 4:] - model[:, 4:], axis=-1)                                # (B, 16)
     print("centre error by step (px):", np.nanmean(error, 0).round(2).tolist())
+    stretches(real[:, 4:, 0], model[:, 4:, 0])
+
+
+def bounces(row: np.ndarray) -> list[int]:
+    """Frames of the floor bounces in a height series (image rows grow downward): those after which the row's
+    velocity drops by more than 0.6 px/frame (from falling to rising)."""
+    return (np.flatnonzero(np.diff(row, 2) < -0.6) + 1).tolist()
+
+
+def stretches(real: np.ndarray, model: np.ndarray) -> None:
+    """The gravity probe fits g over the stretches between MuJoCo's bounces, so a model that bounces on another frame
+    puts its bounce inside a stretch and fits a negative g there. Prints the height's curvature over the first and
+    the later stretches (rows (B, 16) each, the rollout's frames) and how often the first bounce lands on MuJoCo's."""
+    fits: dict[str, list[tuple[float, float]]] = {"first": [], "later": []}
+    same = near = bounced = 0
+    lag: list[int] = []
+    for r, m in zip(real, model):
+        hits, made = bounces(r), bounces(m)
+        cuts = sorted({0, len(r), *hits})
+        for k, (a, z) in enumerate(zip(cuts[:-1], cuts[1:])):
+            t = np.arange(z - a)
+            if z - a >= 6 and np.isfinite(r[a:z]).all() and np.isfinite(m[a:z]).all():  # the probe's 6 frames
+                fits["first" if k == 0 else "later"].append(
+                    (2 * np.polyfit(t, r[a:z], 2)[0], 2 * np.polyfit(t, m[a:z], 2)[0]))
+        if hits:
+            bounced += 1
+            same += bool(made) and made[0] == hits[0]
+            near += bool(made) and abs(made[0] - hits[0]) <= 1
+            lag += [made[0] - hits[0]] if made else []
+    for name, pairs in fits.items():
+        if pairs:
+            mujoco, learned = np.array(pairs).T
+            print(f"height curvature, {name} stretch ({len(pairs)}): MuJoCo {mujoco.mean():.3f}, model "
+                  f"{learned.mean():.3f} px/frame^2 (model / MuJoCo, median {np.median(learned / mujoco):.2f})")
+    q25, q50, q75 = np.percentile(lag, [25, 50, 75]) if lag else (np.nan,) * 3
+    print(f"first bounce in the rollout ({bounced} episodes): the model's on MuJoCo's frame in {same}, within one "
+          f"frame in {near}; its frame minus MuJoCo's, median {q50:+.0f} (quartiles {q25:+.0f}, {q75:+.0f})")
 
 
 if __name__ == "__main__":
