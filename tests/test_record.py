@@ -293,6 +293,20 @@ def test_explicit_ranges(tmp_path):
         assert all(2.0 <= v <= 2.1 for v in s.episode("narrow", int(i), ["params"])["params"]["speed"])
 
 
+def test_count_range_records_that_many_objects_and_a_count_outside_the_scene_is_an_error(tmp_path):
+    path = tmp_path / "one.zarr"
+    tiny(path, episodes=3, frames=4, ranges={"count": [1, 1]})
+    s = open_store(path)
+    for i in s.committed("train"):
+        ep = s.episode("train", int(i), ["params", "object_active"])
+        assert ep["params"]["count"] == 1
+        assert ep["object_active"].astype(bool).tolist() == [[True, False, False]] * 4  # only the red ball, every frame
+    for bad in ([0, 1], [1.5, 2], [2, 4]):
+        with pytest.raises(ConfigError, match="count range") as e:
+            tiny(tmp_path / "bad.zarr", episodes=1, frames=2, ranges={"count": bad})
+        assert e.value.field == "ranges.count"
+
+
 def test_yaml_configs_load_and_unknown_keys_are_errors(tmp_path):
     for f in sorted((ROOT / "configs" / "record").glob("*.yaml")):
         cfg = load_config(f).check()

@@ -367,7 +367,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=s, help="train, val, test, ood, heldout or a name (default: train)")
     p.add_argument("--distribution", default=s, help="id, ood, ood:NAME or heldout (default: the split's)")
     p.add_argument("--range", dest="ranges", type=_range, action="append", default=s, metavar="NAME=LOW,HIGH",
-                   help="an explicit range for a scene quantity")
+                   help="an explicit range for a scene quantity (count: integers, e.g. count=1,1)")
     p.add_argument("--holdout", default=s, help="per-object quantity whose combinations are held out (e.g. radius)")
     p.add_argument("--seed", type=int, default=s)
     p.add_argument("--workers", type=int, default=s, help="rendering processes, one per core (default: 1)")

@@ -98,7 +98,9 @@ def draw_params(scene, rng: np.random.Generator, distribution: str, holdout: dic
             a, b = held if distribution == "heldout" else kept
             params[name][i] = float(rng.uniform(a, b))
     for name, (lo, hi) in ranges.items():
-        if isinstance(params[name], list):
+        if scene.spec.quantities[name].kind == "count":  # objects present: a whole number, each equally likely
+            params[name] = float(rng.integers(int(lo), int(hi) + 1))
+        elif isinstance(params[name], list):
             params[name] = [float(rng.uniform(lo, hi)) for _ in params[name]]
         else:
             params[name] = float(rng.uniform(lo, hi))
@@ -116,9 +118,11 @@ def check_ranges(scene, ranges: dict) -> dict[str, list[float]]:
         q = scene.spec.quantities.get(name)
         if q is None or q.mode == "fixed":
             raise ConfigError(f"{name!r} is not a randomised quantity of {scene.spec.name}", field=f"ranges.{name}")
-        if q.kind == "count":
-            raise ConfigError("`count` takes no explicit range here; use the scene's distribution", field=f"ranges.{name}")
         if not (isinstance(r, (list, tuple)) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) and r[0] <= r[1]):
             raise ConfigError(f"expected [low, high] with low <= high, got {r!r}", field=f"ranges.{name}")
+        if q.kind == "count" and not (all(float(x).is_integer() for x in r) and q.id[0] <= r[0] and r[1] <= q.id[1]):
+            # the scene has objects for its own count range only (its MJCF bodies; spec `optional` objects)
+            raise ConfigError(f"a count range is whole numbers inside the scene's {list(q.id)}, got {r!r}",
+                              field=f"ranges.{name}")
         out[name] = [float(r[0]), float(r[1])]
     return out
