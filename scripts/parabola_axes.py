@@ -49,17 +49,19 @@ def main() -> None:
     print("first step's displacement error (row, column) px: model",
           np.nanmean(abs(step_model - step_true), 0).round(3), "copy-last", np.nanmean(abs(step_true), 0).round(3),
           "linear", np.nanmean(abs(step_true - (real[:, 3] - real[:, 2])), 0).round(3))
-    t = np.arange(8)
-    # frames 2-9 of a flight without a floor bounce (a bounce flips the row's velocity: a second difference < -0.6)
-    flights = [e for e in range(n)
-               if np.isfinite(real[e, 2:10, 0]).all() and (np.diff(real[e, 2:10, 0], 2) >= -0.6).all()]
-    curve = lambda c, e: 2 * np.polyfit(t, c[e, 2:10, 0], 2)[0]  # noqa: E731
-    mujoco, learned = np.mean([curve(real, e) for e in flights]), np.nanmean([curve(model, e) for e in flights])
+    flights = [e for e in range(n) if np.isfinite(real[e, 2:10, 0]).all() and not bounces(real[e, 2:10, 0])]
+    mujoco = np.mean([curvature(real[e, 2:10, 0]) for e in flights])
+    learned = np.nanmean([curvature(model[e, 2:10, 0]) for e in flights])
     print(f"height curvature over frames 2-9 px/frame^2 ({len(flights)} episodes without a bounce there): "
           f"MuJoCo {mujoco:.3f}, model {learned:.3f}")
     error = np.linalg.norm(real[:, 4:] - model[:, 4:], axis=-1)                                # (B, 16)
     print("centre error by step (px):", np.nanmean(error, 0).round(2).tolist())
     stretches(real[:, 4:, 0], model[:, 4:, 0])
+
+
+def curvature(row: np.ndarray) -> float:
+    """Second derivative (px/frame^2) of the parabola fitted to a height series."""
+    return float(2 * np.polyfit(np.arange(len(row)), row, 2)[0])
 
 
 def bounces(row: np.ndarray) -> list[int]:
@@ -79,10 +81,8 @@ def stretches(real: np.ndarray, model: np.ndarray) -> None:
         hits, made = bounces(r), bounces(m)
         cuts = sorted({0, len(r), *hits})
         for k, (a, z) in enumerate(zip(cuts[:-1], cuts[1:])):
-            t = np.arange(z - a)
             if z - a >= 6 and np.isfinite(r[a:z]).all() and np.isfinite(m[a:z]).all():  # the probe's 6 frames
-                fits["first" if k == 0 else "later"].append(
-                    (2 * np.polyfit(t, r[a:z], 2)[0], 2 * np.polyfit(t, m[a:z], 2)[0]))
+                fits["first" if k == 0 else "later"].append((curvature(r[a:z]), curvature(m[a:z])))
         if hits:
             bounced += 1
             same += bool(made) and made[0] == hits[0]
