@@ -122,19 +122,25 @@ def test_a_world_model_is_given_the_camera_of_every_frame(tmp_path, monkeypatch)
     assert all(0.0 <= r <= 1.0 for r in v["cut_pass_rate"] if np.isfinite(r))
 
 
-def test_prompt_adherence_oracle_scores_100_and_other_videos_score_lower():
+# scene -> the mean score MuJoCo's video of the next prompt must stay under: `occlusion`'s prompts share more checks
+# (the red ball is in every video and moves right in all of them), as `collide`'s do (docs/results.md)
+MISMATCHED_BELOW = {"bounce": 80.0, "occlusion": 95.0}
+
+
+@pytest.mark.parametrize("scene", sorted(MISMATCHED_BELOW))
+def test_prompt_adherence_oracle_scores_100_and_other_videos_score_lower(scene):
     from worldsim.rollout.prompts import expand
 
-    spec = get_scene("bounce").spec
-    k, e = A._camera("bounce", 32)
-    exps = [expand(spec, t, seed=i, frames=A.FRAMES) for i, t in enumerate(A.PROMPTS["bounce"])]
-    vids = [A.mujoco_video("bounce", x.params, A.FRAMES, 32) for x in exps]
-    oracle = [A.score(v, "bounce", x, k, e) for v, x in zip(vids, exps)]
+    spec = get_scene(scene).spec
+    k, e = A._camera(scene, 32)
+    exps = [expand(spec, t, seed=i, frames=A.FRAMES) for i, t in enumerate(A.PROMPTS[scene])]
+    vids = [A.mujoco_video(scene, x.params, A.FRAMES, 32) for x in exps]
+    oracle = [A.score(v, scene, x, k, e) for v, x in zip(vids, exps)]
     assert oracle == [100.0] * len(exps)
-    others = [A.score(vids[(i + 1) % len(vids)], "bounce", x, k, e) for i, x in enumerate(exps)]
-    assert np.mean(others) < 80.0
+    others = [A.score(vids[(i + 1) % len(vids)], scene, x, k, e) for i, x in enumerate(exps)]
+    assert np.mean(others) < MISMATCHED_BELOW[scene]
     blank = np.zeros_like(vids[0]) + vids[0][0, 0, 0]  # the background alone: no object, no motion
-    assert A.score(blank, "bounce", exps[0], k, e) < 40.0
+    assert A.score(blank, scene, exps[0], k, e) < 40.0
 
 
 def test_evaluate_reports_consistency_and_adherence(tmp_path):

@@ -1,0 +1,72 @@
+"""Which of prompt adherence's checks a model's text->video samples fail, and how much of each ball they draw.
+
+Samples `generate(model, "t2v")` for the scene's fixed prompts (`worldsim.eval.adherence.PROMPTS`, cycled, each
+expanded with its own seed, as `worldsim evaluate --adherence N` does) and prints every check's failures with the
+share of MuJoCo's ball pixels (the colour parser's) drawn per frame. `--text-guidance` sets classifier-free
+guidance on the caption; `--rollout-after K` samples only the first K frames from text and rolls the rest out
+(3 Euler steps a frame, the caption and parameters conditioning). A manual probe behind docs/experiments.md E72, not
+a test.
+
+    .venv/bin/python scripts/adherence_checks.py --scene collide --model worldsim/pretrained/collide.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+
+from worldsim.eval import adherence
+from worldsim.eval.parse import parse
+from worldsim.rollout.autoregressive import Rollout, RolloutConfig
+from worldsim.rollout.generate import generate
+from worldsim.rollout.model import WorldModel
+from worldsim.rollout.prompts import expand
+from worldsim.sim.registry import get_scene
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scene", required=True, choices=sorted(adherence.PROMPTS))
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--prompts", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=8, help="generate's default")
+    ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
+    ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
+    a = ap.parse_args()
+    model = WorldModel.load(a.model)
+    spec = get_scene(a.scene).spec
+    k, e = adherence._camera(a.scene, 32)
+    colours = np.array([o.colour for o in spec.objects])
+    failed, asked, scores, drawn, real = Counter(), Counter(), [], [], []
+    for i in range(a.prompts):
+        text = adherence.PROMPTS[a.scene][i % len(adherence.PROMPTS[a.scene])]
+        x = expand(spec, text, seed=i, frames=adherence.FRAMES)
+        head = a.rollout_after or adherence.FRAMES
+        g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=x.caption,
+                     params=[x.params], steps=a.steps,
+                     guidance={"text": a.text_guidance} if a.text_guidance != 1 else None)
+        video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
+        if head < adherence.FRAMES:
+            r = Rollout(model, video[None], text=x.caption, params=[x.params], config=RolloutConfig(steps=3), seed=i)
+            video = np.concatenate([video, r.run(horizon=adherence.FRAMES - head)[0]])
+        checks = adherence.checks(video, a.scene, x, k, e)
+        scores.append(100 * np.mean(list(checks.values())))
+        for name, ok in checks.items():
+            asked[name] += 1
+            failed[name] += not ok
+        drawn.append(parse(video, colours).pixels)                                          # (T, K)
+        real.append(parse(adherence.mujoco_video(a.scene, x.params), colours).pixels)
+    how = f", frames after {a.rollout_after} rolled out" if a.rollout_after else ""
+    print(f"{a.scene}: {a.steps} steps, text guidance {a.text_guidance}{how}: adherence {np.mean(scores):.1f}% "
+          f"over {a.prompts} prompts")
+    for name in sorted(asked):
+        print(f"  {name}: failed {failed[name]} of {asked[name]}")
+    d, r = np.sum(drawn, axis=(0, 2)), np.sum(real, axis=(0, 2))                            # (T,)
+    print("  ball pixels drawn / MuJoCo's at frames 1, 2, 5, 9, 17, 32:",
+          [round(float(d[t] / max(r[t], 1)), 2) for t in (0, 1, 4, 8, 16, 31)])
+
+
+if __name__ == "__main__":
+    main()
