@@ -19,6 +19,7 @@ import torch
 import zarr
 
 from worldsim.diffusion import plans
+from worldsim.eval.metrics import psnr
 from worldsim.eval.parse import parse
 from worldsim.rollout.autoregressive import Rollout, RolloutConfig
 from worldsim.rollout.model import WorldModel, to_model
@@ -68,8 +69,7 @@ def main() -> None:
             WarmRollout(model, frames[:, :4], sigma_start=float(sigma), config=cfg)
         made = r.run(horizon=16)                                                            # (B, 16, H, W, 3)
         p = parse(made, colours)
-        err = ((made.astype(float) - frames[:, 4:20]) ** 2).mean(axis=(2, 3, 4))            # (B, 16)
-        psnr1 = float(np.mean(10 * np.log10(255.0**2 / err[:, 0])))
+        psnr1 = float(psnr(made[:, :1], frames[:, 4:5]).mean())                             # the evaluation's PSNR
         share = [float(np.mean(p.pixels[:, t][found[:, t]] / real.pixels[:, t][found[:, t]])) for t in range(16)]
         missing = [float(np.mean(p.pixels[:, t][found[:, t]] == 0)) for t in range(16)]
         d = np.linalg.norm(p.centre - real.centre, axis=-1)                                      # (B, 16, K)
