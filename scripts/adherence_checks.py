@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--steps", type=int, default=8, help="generate's default")
+    ap.add_argument("--sampler", default="euler", help="generate's samplers: euler, heun, euler_a")
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     a = ap.parse_args()
@@ -45,7 +46,7 @@ def main() -> None:
         x = expand(spec, text, seed=i, frames=adherence.FRAMES)
         head = a.rollout_after or adherence.FRAMES
         g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=x.caption,
-                     params=[x.params], steps=a.steps,
+                     params=[x.params], steps=a.steps, sampler=a.sampler,
                      guidance={"text": a.text_guidance} if a.text_guidance != 1 else None)
         video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
         if head < adherence.FRAMES:
@@ -59,7 +60,7 @@ def main() -> None:
         drawn.append(parse(video, colours).pixels)                                          # (T, K)
         real.append(parse(adherence.mujoco_video(a.scene, x.params), colours).pixels)
     how = f", frames after {a.rollout_after} rolled out" if a.rollout_after else ""
-    print(f"{a.scene}: {a.steps} steps, text guidance {a.text_guidance}{how}: adherence {np.mean(scores):.1f}% "
+    print(f"{a.scene}: {a.steps} {a.sampler} steps, text guidance {a.text_guidance}{how}: adherence {np.mean(scores):.1f}% "
           f"over {a.prompts} prompts")
     for name in sorted(asked):
         print(f"  {name}: failed {failed[name]} of {asked[name]}")

@@ -125,3 +125,19 @@ def test_actuated_scenes_give_extend_and_connect_the_true_actions(tmp_path, monk
         assert seen[mode].shape == (2, 5, ep.actions.shape[-1]) and not seen[mode][:, 0].any()
         assert np.array_equal(seen[mode][:, 1:], ep.actions)
     assert seen["loop"] is None and seen["t2v"] is None  # text-only modes (preview's draft is a t2v)
+
+
+def test_window_captions_describe_the_window_from_its_first_frame():
+    """Weights trained on captions of their clips (`data.window_captions`) are prompted with the window's own caption:
+    from the episode's first frame it is the episode's caption; from a later one it names the objects where they
+    are there and the window's length, where the episode's caption keeps frame 0's positions."""
+    from worldsim.eval.paired import fresh_episodes, windows
+
+    ep = fresh_episodes("collide", 2, 8)
+    assert list(M.episode_captions(ep, 0, window=True)) == list(M.episode_captions(ep, 0))
+    later = windows(ep, [3, 3], 5)
+    own, episode = M.episode_captions(later, 3, window=True), M.episode_captions(later, 3)
+    for i in range(2):
+        x, y = ep.object_pos[i, 3, 0, :2]
+        assert own[i].startswith("Scene collide, frames 0 to 4,") and f"is at x {x:.2f} m, y {y:.2f} m" in own[i]
+        assert episode[i].startswith("Scene collide, frames 0 to 7") and episode[i] != own[i]

@@ -4,6 +4,7 @@ processes, exported weights without Lightning, the GPU presets, and clear errors
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import yaml
 from safetensors.torch import load_file
 
 from worldsim.data.recorder import RecordConfig, record
+from worldsim.data.store import open_store
 from worldsim.errors import ConfigError, StoreError
 from worldsim.weights import load_weights
 from worldsim.training.data import WorldDataModule
@@ -64,6 +66,9 @@ def test_fit_smoke(store, tmp_path):
     assert list(log.glob("events.out.tfevents.*")), "no TensorBoard log"
     lines = (log / "metrics.csv").read_text().splitlines()
     assert "train/loss" in lines[0] and "val/loss" in lines[0] and len(lines) > 6
+    head = lines[0].split(",")
+    gains = [float(v) for row in lines[1:] if (v := row.split(",")[head.index("val/text_gain")])]
+    assert gains and all(abs(g) < 1 for g in gains)  # the captions' share of the validation loss, every validation
     samples = sorted((run / "samples").glob("step_*.gif"))  # sample videos through the sampler, every 3 steps
     assert [p.name for p in samples] == ["step_000003.gif", "step_000006.gif"]
     import imageio.v3 as iio
@@ -281,6 +286,30 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
                        init_weights=str(weights))
     assert not ahead.net.embed_future.weight.any() and not ahead.net.cond.direction.weight.any()
     assert all(torch.equal(ahead.net.state_dict()[k], v) for k, v in first.net.state_dict().items())
+    # a longer text `max_len`: the file's position embeddings for the first bytes, fresh ones after them; a
+    # shorter one is another network
+    text = {"width": 32, "depth": 1, "heads": 2}
+    longer = WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 96}},
+                        init_weights=str(weights))
+    pos = first.net.state_dict()["cond.text.pos"]                                           # (64, 32)
+    assert longer.net.cond.text.pos.shape == (96, 32)
+    assert torch.equal(longer.net.cond.text.pos[:64], pos) and longer.net.cond.text.pos[64:].std() > 0
+    with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'cond\.text\.pos'"):
+        WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 32}}, init_weights=str(weights))
+    # parts named in `init_fresh` keep this run's draw, in any shape: a new caption encoder beside the file's network
+    torch.manual_seed(3)
+    wider = {"text": {"width": 48, "depth": 2, "heads": 2, "max_len": 64}}
+    drawn = WorldModel(preset="debug", scene=scene, overrides=wider).net.state_dict()
+    torch.manual_seed(3)
+    new_text = WorldModel(preset="debug", scene=scene, overrides=wider, init_weights=str(weights),
+                          init_fresh=["cond.text", "cond.text_proj"]).net.state_dict()
+    for name, p in new_text.items():
+        mine = name.startswith(("cond.text.", "cond.text_proj."))
+        assert torch.equal(p, drawn[name] if mine else first.net.state_dict()[name]), name
+    with pytest.raises(ConfigError, match=r"model\.init_fresh.*'cond\.txt'"):
+        WorldModel(preset="debug", scene=scene, init_weights=str(weights), init_fresh=["cond.txt"])
+    with pytest.raises(ConfigError, match=r"model\.init_fresh.*not set"):
+        WorldModel(preset="debug", scene=scene, init_fresh=["cond.text"])
     with pytest.raises(ConfigError, match=r"model\.overrides\.time_reversal.*data\.p_reverse"):
         WorldModel(preset="debug", scene=scene, overrides={"time_reversal": True})  # the data's to say
     with pytest.raises(ConfigError, match="neither a weights file nor a shipped scene"):
@@ -415,6 +444,35 @@ def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
         WorldDataModule(stores=[str(push)], p_reverse=0.5).describe()
     with pytest.raises(ConfigError, match=r"data\.p_reverse"):
         WorldDataModule(stores=[str(store)], p_reverse=-0.1)
+
+
+def test_window_captions_describe_each_clip_from_its_own_first_frame(tmp_path):
+    """`data.window_captions` captions a clip as a clip of its own: the objects where the store has them on the
+    clip's first frame, its events renumbered from 0 and no others; without it every clip of an episode has the
+    episode's caption. The weights remember which (`window_captions`)."""
+    path = _record(tmp_path / "bounce16.zarr", "train", 2, frames=24)
+    episode = open_store(path).episode("train", 0, ["object_pos", "caption", "caption_events"])
+    T = 8
+    dm = WorldDataModule(stores=[str(path)], windows=[T], batch_size=2, val_batches=0, window_captions=True)
+    dm.setup("fit")
+    ds, bucket = dm.train_dataloader().dataset, dm.train_buckets[0]
+    assert dm.describe()["window_captions"]
+    seen = set()
+    for w in np.flatnonzero(bucket.episodes == 0):
+        s, text = int(bucket.starts[w]), ds[(0, int(w))]["caption"]
+        assert text.startswith(f"Scene bounce, frames 0 to {T - 1}, camera front.")
+        x, z = episode["object_pos"][s, 0, [0, 2]]
+        assert f"is at x {x:.2f} m, z {z:.2f} m" in text  # the first ball where it is on the clip's first frame
+        inside = [e["frame"] - s for e in episode["caption_events"]
+                  if s <= e["frame"] < s + T and not (e["type"] == "shot" and e["frame"] == s)]  # the header's camera
+        assert [int(f) for f in re.findall(r"Frame (\d+):", text)] == sorted(inside)
+        seen.add(text)
+    assert len(seen) > 1  # the clips of one episode are told apart
+    plain = WorldDataModule(stores=[str(path)], windows=[T], batch_size=2, val_batches=0)
+    plain.setup("fit")
+    assert not plain.describe()["window_captions"]
+    assert {plain.train_dataloader().dataset[(0, int(w))]["caption"]
+            for w in np.flatnonzero(plain.train_buckets[0].episodes == 0)} == {episode["caption"]}
 
 
 def test_stores_of_different_frame_skip(store, tmp_path):

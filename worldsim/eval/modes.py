@@ -13,7 +13,8 @@ count is decided from MuJoCo only (`parse.trusted`).
 - **loop**: `made` frames with frames 0 and T-1 tied (`plans.loop`), played as 0 .. T-2 and back to 0; the
   *seam* is the step from frame T-2 to frame 0. MuJoCo's own window played as a loop is the reference that fails.
   Loop and preview make whole videos from the episode's caption (`captions.caption` of its frames up to the
-  window's end, as the recorder writes it for training); extend backward and connect get the episode's actions in
+  window's end, as the recorder writes it for training), or the window's own for weights trained on such captions
+  (`data.window_captions`); extend backward and connect get the episode's actions in
   actuated scenes.
 - **preview**: Sora's "prototype at low resolution": a draft at the largest trained resolution below full size,
   then the full render (SDEdit from the upsampled draft). Error = distance between each object's centre in the
@@ -103,14 +104,21 @@ def _versus(truth: np.ndarray, made: np.ndarray, name: str, given: np.ndarray) -
     return {"panels": [truth, made, difference(truth, made)], "labels": ["MuJoCo", name, "|diff|"], "given": given}
 
 
-def episode_captions(ep: Episodes, start: int) -> np.ndarray:
-    """(B,) the caption of each episode's frames 0 .. the window's end, with its events back in episode frames."""
+def episode_captions(ep: Episodes, start: int, window: bool = False) -> np.ndarray:
+    """(B,) the caption of each episode's frames 0 .. the window's end, with its events back in episode frames (what
+    weights trained on their episodes' captions saw); with `window`, the window's own caption: the objects at its
+    first frame, its events from 0 (what weights trained with `data.window_captions` saw)."""
     from worldsim.sim.captions import caption
     from worldsim.sim.registry import get_scene
 
     spec = get_scene(ep.scene).spec
-    return np.array([caption(spec, p, [{**e, "frame": e["frame"] + start} for e in evs], 0, start + ep.length)
-                     for p, evs in zip(ep.params, ep.events or [[]] * len(ep))], dtype=object)
+    evs = ep.events or [[]] * len(ep)
+    if window:  # the window opens on its first frame's camera, as a recorded episode opens on a `shot` event
+        shot = {"type": "shot", "frame": 0, "camera": ep.frame_cameras[0] if ep.frame_cameras else ep.camera}
+        return np.array([caption(spec, p, [shot, *e], 0, ep.length, object_pos=pos, object_vel=vel)
+                         for p, e, pos, vel in zip(ep.params, evs, ep.object_pos, ep.object_vel)], dtype=object)
+    return np.array([caption(spec, p, [{**e, "frame": e["frame"] + start} for e in ev], 0, start + ep.length)
+                     for p, ev in zip(ep.params, evs)], dtype=object)
 
 
 def _generate(model, mode: str, ep: Episodes, *, batch_size: int, seed: int, steps: int, sampler: str, **kw
@@ -192,7 +200,7 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
 
     if model is not None:
         g = dict(batch_size=batch_size, seed=seed, steps=steps, sampler=sampler)
-        texts = episode_captions(ep, start)
+        texts = episode_captions(ep, start, window=model.scene.window_captions)
         if ep.actions.shape[-1]:  # actuated scenes: the true actions, each on the frame it moved to (rollout's rule)
             g["actions"] = np.concatenate([np.zeros_like(ep.actions[:, :1]), ep.actions], 1)   # (B, T, A)
         # a model not trained at the draft's size has no preview row (the reason is in the mode's "note")

@@ -14,7 +14,7 @@ class TextConfig:
     width: int = 128
     depth: int = 2
     heads: int = 4
-    max_len: int = 128  # bytes; longer captions are cut (scene captions are one or two sentences)
+    max_len: int = 128  # bytes; longer captions are cut (a scene's caption runs 300-1,000: docs/training.md)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class SceneMeta:
     action_high: np.ndarray  # (A,)
     param_names: tuple[str, ...]
     windows: tuple[int, ...]
+    window_captions: bool = False  # trained on captions of each clip from its own first frame (data.window_captions)
 
     @classmethod
     def from_meta(cls, meta: dict, source: str | Path) -> SceneMeta:
@@ -47,7 +48,9 @@ class SceneMeta:
                        frame_skip=int(s["frame_skip"]), fps=float(s["fps"]), cameras=tuple(s["cameras"]),
                        action_low=np.asarray(s.get("action_low", []), np.float32),
                        action_high=np.asarray(s.get("action_high", []), np.float32),
-                       param_names=tuple(s.get("param_names", [])), windows=tuple(int(w) for w in s.get("windows", [8])))
+                       param_names=tuple(s.get("param_names", [])),
+                       windows=tuple(int(w) for w in s.get("windows", [8])),
+                       window_captions=bool(s.get("window_captions", False)))
         except (KeyError, TypeError, ValueError) as e:
             raise WeightsError(f"the weights do not say what scene they were trained for: {e}", source=source,
                                field="scene") from None

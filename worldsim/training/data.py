@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from worldsim.data.store import EpisodeStore, open_store
 from worldsim.errors import ConfigError, StoreError
+from worldsim.sim.captions import caption
 from worldsim.sim.conditioned import param_names, param_vector
 from worldsim.sim.registry import get_scene, scene_names
 
@@ -53,7 +54,7 @@ def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int
 class EpisodeArrays:
     """One split of one store, decoded into memory once (the default store sizes fit a 24 GiB machine easily)."""
 
-    def __init__(self, store: EpisodeStore, split: str, events: bool = False):
+    def __init__(self, store: EpisodeStore, split: str, events: bool = False, window_captions: bool = False):
         self.store, self.split = store, split
         attrs = store.attrs
         self.path = store.path
@@ -67,7 +68,8 @@ class EpisodeArrays:
         if len(idx) == 0:
             raise StoreError(f"split {split!r} has no complete episodes", source=store.path, field=split)
         arrays = ["frames", "actions", "camera"]
-        extra = ["caption_events"] if events else []
+        extra = ["caption_events"] if events or window_captions else []
+        extra += ["object_pos", "object_vel"] if window_captions else []
         eps = [store.episode(split, int(i), arrays + ["params", "caption", *extra]) for i in idx]
         self.frames = [e["frames"] for e in eps]  # (T_e, H, W, 3) uint8 each
         self.actions = [e["actions"].astype(np.float32) for e in eps]  # (T_e, A): action applied after frame t
@@ -76,9 +78,23 @@ class EpisodeArrays:
         spec = get_scene(self.scene).spec if self.scene in scene_names() else None
         self.params = [param_vector(spec, e["params"]) if spec else np.zeros(0, np.float32) for e in eps]
         self.lengths = np.array([len(f) for f in self.frames])
+        # what `window_caption` needs: kept only when asked for (the episode's params, events and object states)
+        self.spec = spec if window_captions else None
+        if window_captions:
+            if spec is None:
+                raise ConfigError(f"window captions need a worldsim scene's caption grammar; {self.scene!r} has none",
+                                  source=store.path, field="data.window_captions")
+            self.raw = [(e["params"], e.get("caption_events") or [], e["object_pos"], e["object_vel"]) for e in eps]
         # what `holds_occlusion` / `holds_push` need of each episode's events: read only when a share asks for them
         found = [e.get("caption_events") or [] for e in eps] if events else []
         self.focus = {"occlusion": [occlusion_spans(ev) for ev in found], "push": [push_frames(ev) for ev in found]}
+
+    def window_caption(self, e: int, start: int, frames: int) -> str:
+        """The caption of episode e's frames [start, start + frames) as a clip of its own: the objects where they are
+        and how they move at `start`, its events renumbered from 0 (what `expand` writes for a prompt's clip)."""
+        params, events, pos, vel = self.raw[e]
+        shifted = [{**ev, "frame": int(ev["frame"]) - start} for ev in events]
+        return caption(self.spec, params, shifted, 0, frames, object_pos=pos[start:], object_vel=vel[start:])
 
 
 def occlusion_spans(events: list[dict]) -> list[tuple[int, int]]:
@@ -166,7 +182,7 @@ class WindowDataset(Dataset):
             "actions": torch.from_numpy(acts),
             "camera_ids": cams,
             "params": torch.from_numpy(part.params[e]),
-            "caption": None if reverse else part.captions[e],
+            "caption": None if reverse else part.window_caption(e, s, T) if part.spec else part.captions[e],
             "reversed": torch.tensor(bool(reverse)),
         }
 
@@ -259,13 +275,16 @@ class WorldDataModule(L.LightningDataModule):
         push_share: the share of training clips drawn from windows that hold the start of a push (an agent meeting
             an object: the recorded `push` events) with a frame before it and two after, as `occlusion_share` does
             for occlusions (the two shares together at most 1). Validation windows are always drawn alike.
+        window_captions: caption each clip as a clip of its own (the objects at its first frame, its events
+            renumbered from 0: `captions.caption` of the window) instead of with its episode's caption, which
+            describes frame 0 of the episode, not of the window, and so leaves a text-only clip's layout unknown.
     """
 
     def __init__(self, stores: list[str], windows: list[int] = (8,), batch_size: int = 8, stride: int = 1,
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
                  pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0,
-                 push_share: float = 0.0):
+                 push_share: float = 0.0, window_captions: bool = False):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -289,13 +308,15 @@ class WorldDataModule(L.LightningDataModule):
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
         self.shares, self.p_reverse = {"occlusion": occlusion_share, "push": push_share}, p_reverse  # keyed as FOCUS
+        self.window_captions = window_captions
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
     # --- what the model needs to know (linked into the model's config by the CLI) -----------------------------
 
     def describe(self) -> dict:
         """Scene, resolutions, frame skip, fps, cameras and action size of the stores (read without loading frames),
-        and whether training plays clips backward (`time_reversed`: the weights can extend a clip into its past)."""
+        whether training plays clips backward (`time_reversed`: the weights can extend a clip into its past), and
+        whether each clip is captioned as a clip of its own (`window_captions`)."""
         metas = [open_store(p).attrs for p in self.stores]
         first = metas[0]
         name = first["scene"]
@@ -307,7 +328,7 @@ class WorldDataModule(L.LightningDataModule):
                 "frame_skip": int(first["frame_skip"]), "fps": float(first["fps"]), "cameras": list(first["cameras"]),
                 "action_dim": len(first["action_low"]), "action_low": list(first["action_low"]),
                 "action_high": list(first["action_high"]), "param_names": names, "windows": self.windows,
-                "time_reversed": self.p_reverse > 0}
+                "time_reversed": self.p_reverse > 0, "window_captions": self.window_captions}
 
     # --- Lightning hooks ----------------------------------------------------------------------------------------
 
@@ -315,8 +336,8 @@ class WorldDataModule(L.LightningDataModule):
         if split not in self._parts:
             try:
                 events = any(v > 0 for v in self.shares.values()) and split == self.train_split
-                parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events)
-                         for p in self.stores]
+                parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events,
+                                       self.window_captions) for p in self.stores]
             except StoreError as e:  # a missing or empty split: name the setting that chose it
                 if e.field in ("split", split):
                     e.field = "data.train_split" if split == self.train_split else "data.val_split"

@@ -46,14 +46,18 @@ FUTURE_EMBEDDING = "embed_future.weight"
 DIRECTION_EMBEDDING = "cond.direction.weight"
 WARP_SHIFT = "warp.shift.weight"
 TOKEN_EMBEDDING = "embed.weight"
+TEXT_POSITIONS = "cond.text.pos"
 
 
-def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def initial_weights(given: str, expected: dict[str, torch.Tensor], fresh: tuple[str, ...] = ()
+                    ) -> dict[str, torch.Tensor]:
     """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
     an error naming `model.init_weights` and the first tensor that is missing, extra or of another shape. The
     exceptions start what the file lacks at zero, the same function as the file's network: the `future` and the
     time-direction embeddings, and for `action_warp` its shift and the token embedding's columns of the warped frame
-    (the last ones)."""
+    (the last ones). A longer text `max_len` keeps the file's position embeddings for the first bytes and the new
+    network's random ones after them (captions the file's model cut now reach it whole). Tensors named under a
+    `fresh` prefix (`model.init_fresh`) keep the new network's random draw, whatever the file holds."""
     path = Path(given)
     if not path.is_file():
         if given not in pretrained.available():
@@ -64,6 +68,14 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
         tensors, _ = load_weights(path)
     except WeightsError as e:
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
+    for prefix in fresh:
+        under = [k for k in expected if k == prefix or k.startswith(prefix + ".")]
+        if not under:
+            raise ConfigError(f"no tensor of this network is named {prefix!r} or under it", field="model.init_fresh")
+        for k in under:
+            tensors[k] = expected[k]
+        for k in [k for k in tensors if (k == prefix or k.startswith(prefix + ".")) and k not in expected]:
+            del tensors[k]
     adds_warp = WARP_SHIFT in expected and WARP_SHIFT not in tensors
     patch_dim = expected["final.linear.weight"].shape[0]  # the warped frame adds one patch per token
     for name in sorted(set(expected) | set(tensors)):
@@ -75,6 +87,10 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor]) -> dict[str, 
                         and have.shape == (want.shape[0], want.shape[1] - patch_dim))
         if warp_columns:
             tensors[name] = torch.cat((have, have.new_zeros(want.shape[0], want.shape[1] - have.shape[1])), 1)
+            continue
+        if (name == TEXT_POSITIONS and have is not None and want is not None and have.shape[1:] == want.shape[1:]
+                and have.shape[0] < want.shape[0]):
+            tensors[name] = torch.cat((have, want[have.shape[0]:].to(have.dtype)))
             continue
         if have is None or want is None or have.shape != want.shape:
             raise ConfigError(f"tensor {name!r} is {'absent' if have is None else tuple(have.shape)}, this "
@@ -105,6 +121,9 @@ class WorldModel(L.LightningModule):
         init_weights: start from these weights instead of a random draw (fine-tuning): an exported `.safetensors`
             file, or a shipped scene's name (`bounce`). The network must be the same shape; the optimizer, schedule
             and EMA start fresh.
+        init_fresh: names of parts of the network (tensor-name prefixes, e.g. `[cond.text, cond.text_proj]` for a new
+            caption encoder) that start from this run's random draw rather than from `init_weights`, which then
+            need not have them or may have them in another shape.
         warp_init: with `overrides.action_warp`, the displacement each unit of action commands, 2 rows (dx, dy) of
             A px at a 32-px frame height, as `worldsim inspect STORE` measures it; the warp starts there instead of
             at zero (learned from zero, E50's went the wrong way).
@@ -114,7 +133,7 @@ class WorldModel(L.LightningModule):
                  loss: dict[str, Any] | None = None, lr: float = 3e-4, weight_decay: float = 0.0,
                  warmup_steps: int = 100, max_steps: int = 1000, min_lr_ratio: float = 0.1, seed: int = 0,
                  val_levels: int = 8, text: bool = True, init_weights: str | None = None,
-                 warp_init: list[list[float]] | None = None):
+                 warp_init: list[list[float]] | None = None, init_fresh: list[str] | None = None):
         super().__init__()
         self.save_hyperparameters()
         if scene is None:
@@ -137,8 +156,11 @@ class WorldModel(L.LightningModule):
         self.net = VideoDiT(cfg, name=preset)
         self.loss_cfg = loss_config(loss or {})
         self.denoiser = EDMDenoiser(self.net, self.loss_cfg.edm)
+        if init_fresh and not init_weights:
+            raise ConfigError("init_fresh names parts to leave out of model.init_weights, which is not set",
+                              field="model.init_fresh")
         if init_weights:
-            self.net.load_state_dict(initial_weights(init_weights, self.net.state_dict()))
+            self.net.load_state_dict(initial_weights(init_weights, self.net.state_dict(), tuple(init_fresh or ())))
         if warp_init is not None:
             if self.net.warp is None:
                 raise ConfigError("this model has no action warp (model.overrides.action_warp: true)",
@@ -191,6 +213,11 @@ class WorldModel(L.LightningModule):
                                                levels=self.hparams.val_levels, cfg=self.loss_cfg, seed=batch_idx)
             self.log("val/next_loss", with_, batch_size=B)
             self.log("val/action_gain", 1.0 - with_ / without.clamp(min=1e-12), batch_size=B)
+        if cfg.text is not None:
+            # Whether the captions tell it anything (E75: the shipped models' did not): the same loss, text nulled.
+            without = fixed_grid_loss(self.denoiser, batch["video"], self.cond(batch).without("text"),
+                                      levels=self.hparams.val_levels, cfg=self.loss_cfg, seed=batch_idx)
+            self.log("val/text_gain", 1.0 - value / without.clamp(min=1e-12), batch_size=B)
         return value
 
     def configure_optimizers(self):
