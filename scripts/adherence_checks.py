@@ -60,8 +60,8 @@ def main() -> None:
         drawn.append(parse(video, colours).pixels)                                          # (T, K)
         real.append(parse(adherence.mujoco_video(a.scene, x.params), colours).pixels)
     how = f", frames after {a.rollout_after} rolled out" if a.rollout_after else ""
-    print(f"{a.scene}: {a.steps} {a.sampler} steps, text guidance {a.text_guidance}{how}: adherence {np.mean(scores):.1f}% "
-          f"over {a.prompts} prompts")
+    print(f"{a.scene}: {a.steps} {a.sampler} steps, text guidance {a.text_guidance}{how}: "
+          f"adherence {np.mean(scores):.1f}% over {a.prompts} prompts")
     for name in sorted(asked):
         print(f"  {name}: failed {failed[name]} of {asked[name]}")
     d, r = np.sum(drawn, axis=(0, 2)), np.sum(real, axis=(0, 2))                            # (T,)
