@@ -17,6 +17,7 @@ from collections import Counter
 
 import numpy as np
 
+from worldsim.diffusion.sampling import SAMPLERS
 from worldsim.eval import adherence
 from worldsim.eval.parse import parse
 from worldsim.rollout.autoregressive import Rollout, RolloutConfig
@@ -32,7 +33,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--prompts", type=int, default=12)
     ap.add_argument("--steps", type=int, default=8, help="generate's default")
-    ap.add_argument("--sampler", default="euler", help="generate's samplers: euler, heun, euler_a")
+    ap.add_argument("--sampler", default="euler", choices=sorted(SAMPLERS))
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     a = ap.parse_args()

@@ -16,8 +16,8 @@ import argparse
 
 import numpy as np
 import torch
-import zarr
 
+from worldsim.data.store import open_store
 from worldsim.diffusion import plans
 from worldsim.eval.metrics import psnr
 from worldsim.eval.parse import parse
@@ -54,9 +54,9 @@ def main() -> None:
     ap.add_argument("--starts", default="none:3,0.3:2,0.5:2,0.5:3,0.7:2,1.0:2,2.0:3",
                     help="comma-separated SIGMA:STEPS (none: the plain rollout from noise)")
     a = ap.parse_args()
-    g = zarr.open_group(a.store, mode="r")["test"]
-    n = len(g["episode_length"][:])
-    frames = g["frames"][:].reshape(n, -1, *g["frames"].shape[1:])                          # (B, T, H, W, 3)
+    store = open_store(a.store)
+    frames = np.stack([store.episode("test", int(i), ["frames"])["frames"][:20]
+                       for i in store.committed("test")])                                    # (B, 20, H, W, 3)
     model = WorldModel.load(a.model)
     colours = np.array([o.colour for o in get_scene(a.scene).spec.objects])
     real = parse(frames[:, 4:20], colours)
