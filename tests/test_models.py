@@ -303,13 +303,13 @@ def test_save_and_load_round_trip(tmp_path):
     from worldsim.errors import WeightsError
     from worldsim.models.load import load_model, save_model
 
-    m = _model(action_dim=2, param_dim=1)
+    m = _model(action_dim=2, param_dim=1, text={"width": 32, "depth": 1, "heads": 2, "max_len": 64, "facts": 2})
     path = save_model(tmp_path / "m.safetensors", m, scene={"name": "bounce"}, loss={"context_sigma": 0.1})
     net, meta = load_model(path)
     assert net.cfg == m.cfg and meta["scene"]["name"] == "bounce"
     x, s = torch.randn(1, 2, 3, 8, 8), torch.rand(1, 2)
-    c = Cond(actions=torch.randn(1, 2, 2), params=torch.randn(1, 1), text=["a"])
-    assert torch.equal(net(x, s, c), m(x, s, c))
+    c = Cond(actions=torch.randn(1, 2, 2), params=torch.randn(1, 1), text=["The red ball is at x 0.10 m, at rest."])
+    assert torch.equal(net(x, s, c), m(x, s, c)) and net.cfg.text.facts == 2
     other = save_model(tmp_path / "o.safetensors", m, state=m.state_dict() | {"extra": torch.zeros(1)})
     with pytest.raises(WeightsError) as e:
         load_model(other)

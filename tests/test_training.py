@@ -306,6 +306,14 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     for name, p in new_text.items():
         mine = name.startswith(("cond.text.", "cond.text_proj."))
         assert torch.equal(p, drawn[name] if mine else first.net.state_dict()[name]), name
+    # the caption's facts beside the file's text encoder (E77): its own draw, output layer zero (the file's function)
+    with_facts = WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 64, "facts": 2}},
+                            init_weights=str(weights), init_fresh=["cond.facts"]).net.state_dict()
+    assert all(torch.equal(with_facts[k], v) for k, v in first.net.state_dict().items())
+    assert not with_facts["cond.facts.2.weight"].any() and with_facts["cond.facts.0.weight"].std() > 0
+    with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'cond\.facts\.0\.bias' is absent"):
+        WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 64, "facts": 2}},
+                   init_weights=str(weights))
     with pytest.raises(ConfigError, match=r"model\.init_fresh.*'cond\.txt'"):
         WorldModel(preset="debug", scene=scene, init_weights=str(weights), init_fresh=["cond.txt"])
     with pytest.raises(ConfigError, match=r"model\.init_fresh.*not set"):

@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from worldsim.errors import ActionError, ConfigError
+from worldsim.models.caption_facts import facts_dim, object_slots, read_facts
 from worldsim.models.config import DiTConfig
-from worldsim.models.text import TextEncoder, tokenize
+from worldsim.models.layout import FactsLayout
+from worldsim.models.text import TextEncoder, detokenize, tokenize
 
 GROUPS = ("actions", "camera", "params", "text")
 
@@ -112,6 +114,9 @@ class CondEmbedder(nn.Module):
         self.params = _mlp(cfg.param_dim, w) if cfg.param_dim else None
         self.text = TextEncoder(cfg.text) if cfg.text else None
         self.text_proj = nn.Linear(cfg.text.width, w) if cfg.text else None
+        # part of the text group: nulled and dropped with the bytes' embedding, since both read the same caption
+        self.facts = _mlp(facts_dim(cfg.text.facts), w) if cfg.text and cfg.text.facts else None
+        self.layout = FactsLayout(w) if cfg.text and cfg.text.layout else None
         # Not a group: never dropped or nulled, since a clip's direction is a fact about it, not a hint to guide by.
         self.direction = nn.Embedding(2, w) if cfg.time_reversal else None
         if self.direction is not None:
@@ -166,7 +171,13 @@ class CondEmbedder(nn.Module):
             if len(cond.text) != B:
                 raise ConfigError(f"expected {B} captions, got {len(cond.text)}", source="Cond", field="text")
 
-    def _group(self, group: str, cond: Cond, B: int, T: int, device) -> torch.Tensor | None:
+    def _facts(self, cond: Cond) -> torch.Tensor:
+        """(B, facts_dim) the captions' facts (byte ids are read back to text: a cut caption gives its prefix's)."""
+        texts = detokenize(cond.text) if isinstance(cond.text, torch.Tensor) else cond.text
+        return read_facts([t or "" for t in texts], self.cfg.text.facts)
+
+    def _group(self, group: str, cond: Cond, B: int, T: int, device, facts: torch.Tensor | None
+               ) -> torch.Tensor | None:
         """The group's embedding (B, T, w) or (B, 1, w), or None if absent or nulled."""
         if group in cond.null:
             return None
@@ -187,10 +198,19 @@ class CondEmbedder(nn.Module):
             ids = (cond.text if isinstance(cond.text, torch.Tensor)
                    else tokenize([t or "" for t in cond.text], self.cfg.text.max_len))
             parts.append(self.text_proj(self.text(ids.to(device)))[:, None])                 # (B, 1, w)
+            if self.facts is not None:
+                parts.append(self.facts(facts.to(device))[:, None])                          # (B, 1, w)
         return sum(parts) if parts else None
 
     def forward(self, noise: torch.Tensor, cond: Cond | None) -> torch.Tensor:
         """noise (B, T) scalars, cond -> (B, T, width)."""
+        return self.embed(noise, cond)[0]
+
+    def embed(self, noise: torch.Tensor, cond: Cond | None, grid: tuple[int, int] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """noise (B, T) scalars, cond -> ((B, T, width), and with `TextConfig.layout` and a token `grid` (h, w) the
+        first frame's per-token embedding (B, h * w, width), else None). The layout is nulled, absent and dropped
+        with the text, clip by clip."""
         B, T = noise.shape
         cond = cond or Cond()
         self._check(cond, B, T)
@@ -198,11 +218,14 @@ class CondEmbedder(nn.Module):
         if self.direction is not None:
             back = cond.reversed if cond.reversed is not None else torch.zeros(B, dtype=torch.bool)
             c = c + self.direction(back.to(c.device).long())[:, None]                         # (B, 1, w)
+        reads = self.facts is not None and cond.text is not None and "text" not in cond.null
+        facts = self._facts(cond) if reads else None                                         # (B, D)
+        layout = None
         for g in GROUPS:
             if not self._has(g):
                 continue
             null = self.nulls[g].to(c.dtype)                                                 # (w,)
-            emb = self._group(g, cond, B, T, noise.device)
+            emb = self._group(g, cond, B, T, noise.device, facts)
             if emb is None:
                 c = c + null
                 continue
@@ -213,4 +236,7 @@ class CondEmbedder(nn.Module):
                 drop = torch.rand(B, 1, 1, device=c.device) < self.cfg.cond_dropout
                 nulled = drop if nulled is None else nulled | drop
             c = c + (emb if nulled is None else torch.where(nulled, null, emb))
-        return c
+            if g == "text" and self.layout is not None and grid is not None:
+                layout = self.layout(object_slots(facts, self.cfg.text.facts).to(c.device), grid)   # (B, S, w)
+                layout = layout if nulled is None else layout * (~nulled).to(layout.dtype)
+        return c, layout

@@ -15,6 +15,22 @@ class TextConfig:
     depth: int = 2
     heads: int = 4
     max_len: int = 128  # bytes; longer captions are cut (a scene's caption runs 300-1,000: docs/training.md)
+    # Object slots of the caption's numbers read by its grammar (`caption_facts`: positions, motion, sizes, colours)
+    # and embedded beside the bytes; 0: bytes only. The byte encoder never learnt the digits (E75, E76).
+    facts: int = 0
+    # The facts' objects also placed on the first frame's tokens (`layout.FactsLayout`): an MLP of each slot and the
+    # token's place, where a vector that modulates every token alike leaves the crossing to the network (E77).
+    layout: bool = False
+
+    def __post_init__(self):
+        for name in ("width", "depth", "heads", "max_len"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", source="TextConfig", field=name)
+        if self.facts < 0:
+            raise ConfigError(f"must be >= 0, got {self.facts}", source="TextConfig", field="facts")
+        if self.layout and not self.facts:
+            raise ConfigError("layout places the caption's facts: it needs facts >= 1", source="TextConfig",
+                              field="layout")
 
 
 @dataclass(frozen=True)

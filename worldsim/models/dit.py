@@ -55,6 +55,12 @@ class VideoDiT(nn.Module):
         nn.init.zeros_(self.final.linear.bias)
         if self.embed_future is not None:  # starts as the network without it (fine-tuning adds it to trained weights)
             nn.init.zeros_(self.embed_future.weight)
+        if self.cond.facts is not None:  # starts as the network without it (fine-tuning adds it to trained weights)
+            nn.init.zeros_(self.cond.facts[-1].weight)
+            nn.init.zeros_(self.cond.facts[-1].bias)
+        if self.cond.layout is not None:
+            nn.init.zeros_(self.cond.layout.out[-1].weight)
+            nn.init.zeros_(self.cond.layout.out[-1].bias)
         if self.warp is not None:  # starts with nothing moved: the warped frame is the previous one
             nn.init.zeros_(self.warp.shift.weight)
 
@@ -112,12 +118,14 @@ class VideoDiT(nn.Module):
             raise ConfigError("write_cache needs a cache", source=f"VideoDiT({self.name})", field="cache")
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
-        c = self.cond(noise, cond)                                                     # (B, T, D); checks cond
+        c, layout = self.cond.embed(noise, cond, (Hp, Wp))                              # (B, T, D), (B, S, D)
         h = self.embed(self._tokens(x, cache, write_cache, cond))                       # (B, N, D)
         if self.embed_future is not None and not causal:
             h = h + self.embed_future(kernels.patchify(self._next_frames(x), cfg.patch))
         h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
         h = h + sincos_2d(Hp, Wp, cfg.width, x.device).to(h.dtype)                     # absolute (h, w) position
+        if layout is not None and t0 == 0:  # the caption's objects, on the clip's first frame only
+            h = torch.cat((h[:, :1] + layout[:, None].to(h.dtype), h[:, 1:]), 1)          # (B, T', S, D)
         if pt > 1:
             c = c.view(B, Tp, pt, cfg.width).mean(2)                                   # (B, T', D)
         h = h + c[:, :, None]  # conditions in the residual stream too: MLPs can cross them with position
