@@ -4,7 +4,7 @@ The byte encoder (`text.py`) learns nothing from the digits that place a ball (E
 the denoising loss by under 0.5%), so a model with `TextConfig.facts` also reads the caption the way `expand` reads a
 prompt: by the captions' regular grammar (docs/captions.md), not by learned weights. Object sentences ("The large red
 ball (radius 0.12 m, mass 1.47 kg) is at x -0.75 m, y 0.04 m, moving right (heading 356 deg) at 1.49 m/s.") fill one
-slot each, in the order the caption names them; the scene sentences fill the scene slot (gravity, occluder width, goal).
+slot each, in the order the caption names them; the scene sentences give gravity, the occluder's width and the goal.
 Everything is read from the text alone, so the same caption gives the same vector in training and at generation.
 Sentences of other forms (the header, events, totals) are not read: the objects' state at the first frame decides
 the events of a deterministic scene. Objects past `slots` are left out; a colour outside `COLOURS` sets no colour bit.
@@ -25,6 +25,7 @@ FOURIER = 16  # sin/cos features per number (8 frequencies, 0.5-40 rad per unit:
 # velocity's two components in the motion plane (heading 0 = the plane's first axis).
 OBJECT_FLAGS = 4 + len(COLOURS) + len(SHAPES) + len(SIZES)
 OBJECT_NUMBERS = ("radius", "mass", "x", "y", "z", "va", "vb")
+SLOT_DIM = OBJECT_FLAGS + len(OBJECT_NUMBERS) * (1 + FOURIER)  # one object slot's flags and number features
 SCENE_NUMBERS = ("gravity", "width", "goal_x", "goal_y")  # gravity in units of 10 m/s2
 
 _NUM = r"(-?\d+(?:\.\d+)?)"
@@ -36,9 +37,6 @@ _MOVING = re.compile(rf"\bmoving [\w-]+ \(heading {_NUM} deg\) at {_NUM} m/s")
 _GRAVITY = re.compile(rf"^Gravity is {_NUM} m/s2$")
 _WIDTH = re.compile(rf"^The [\w ]+ is {_NUM} m wide$")
 _GOAL = re.compile(r"^The goal is at (.*)$")
-
-
-SLOT_DIM = OBJECT_FLAGS + len(OBJECT_NUMBERS) * (1 + FOURIER)  # one object slot's flags and number features
 
 
 def facts_dim(slots: int) -> int:

@@ -118,13 +118,14 @@ class VideoDiT(nn.Module):
             raise ConfigError("write_cache needs a cache", source=f"VideoDiT({self.name})", field="cache")
         past = cache.cached if cache is not None else 0
         t0 = cache.frames if cache is not None else 0
-        c, layout = self.cond.embed(noise, cond, (Hp, Wp))                              # (B, T, D), (B, S, D)
+        # the caption's layout goes on the clip's first frame only: none for frames after cached ones
+        c, layout = self.cond.embed(noise, cond, (Hp, Wp) if t0 == 0 else None)        # (B, T, D), (B, S, D)
         h = self.embed(self._tokens(x, cache, write_cache, cond))                       # (B, N, D)
         if self.embed_future is not None and not causal:
             h = h + self.embed_future(kernels.patchify(self._next_frames(x), cfg.patch))
         h = h.view(B, Tp, S, cfg.width)                                                # (B, T', S, D)
         h = h + sincos_2d(Hp, Wp, cfg.width, x.device).to(h.dtype)                     # absolute (h, w) position
-        if layout is not None and t0 == 0:  # the caption's objects, on the clip's first frame only
+        if layout is not None:
             h = torch.cat((h[:, :1] + layout[:, None].to(h.dtype), h[:, 1:]), 1)          # (B, T', S, D)
         if pt > 1:
             c = c.view(B, Tp, pt, cfg.width).mean(2)                                   # (B, T', D)
