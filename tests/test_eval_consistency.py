@@ -153,6 +153,7 @@ def test_evaluate_reports_consistency_and_adherence(tmp_path):
     assert cuts["scores"]["mujoco (exact)"]["cut_pass_rate"]["value"] == 1.0
     assert cuts["scores"]["copy-last"]["cut_pass_rate"]["value"] < 1.0
     assert ev.figures["adherence"]["scores"]["mujoco (oracle)"]["value"] == 100.0
+    assert ev.figures["adherence"]["guidance_text"] == 1.0  # the samples' text guidance is recorded with them
     js, html = write(ev, tmp_path / "run")
     assert "Consistency: objects across camera cuts" in html.read_text() and "Prompt adherence" in html.read_text()
     assert "| bounce | cuts | copy-last |" in consistency_markdown([js])
@@ -187,3 +188,6 @@ def test_bad_probe_and_adherence_requests_are_refused(capsys, tmp_path):
     assert cli_main(["evaluate", "--scene", "orbit", "--adherence", "2", "--episodes", "1",
                      "--out", str(tmp_path / "z")]) != 0
     assert "--adherence" in capsys.readouterr().err and not (tmp_path / "z").exists()  # refused before any rollout
+    assert cli_main(["evaluate", "--scene", "collide", "--adherence", "2", "--guidance-text", "-1", "--episodes", "1",
+                     "--out", str(tmp_path / "g")]) != 0
+    assert "--guidance-text" in capsys.readouterr().err and not (tmp_path / "g").exists()

@@ -64,6 +64,7 @@ class EvalConfig:
     sampler: str = "euler"
     context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
     guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
+    guidance_text: float = 1.0  # classifier-free guidance scale of the captions of the adherence samples (1: none)
 
 
 @dataclass
@@ -170,6 +171,8 @@ def _validate(cfg: EvalConfig) -> None:
                           field="--context")
     if cfg.adherence < 0:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
+    if not np.isfinite(cfg.guidance_text) or cfg.guidance_text < 0:
+        raise ConfigError(f"must be finite and >= 0, got {cfg.guidance_text}", field="--guidance-text")
     if cfg.adherence:
         from worldsim.eval.adherence import PROMPTS
 
@@ -315,7 +318,8 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
         from worldsim.eval import adherence
 
         figures["adherence"] = adherence.run(cfg.scene, predictor, n=cfg.adherence, seed=cfg.seed,
-                                             resolution=cfg.resolution, n_resamples=cfg.bootstrap)
+                                             resolution=cfg.resolution, n_resamples=cfg.bootstrap,
+                                             guidance_text=cfg.guidance_text)
     return Evaluation(cfg, figures, episodes, rollouts, predictor.name, mode_examples)
 
 
@@ -395,6 +399,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="noise level a world model's context frames are shown at (default: %(default)s)")
     p.add_argument("--guidance-actions", type=float, default=d.guidance_actions,
                    help="classifier-free guidance scale of a world model's actions; 1 is none (default: %(default)s)")
+    p.add_argument("--guidance-text", type=float, default=d.guidance_text,
+                   help="classifier-free guidance scale of the captions of --adherence's text->video samples; 1 is "
+                        "none (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 
@@ -431,7 +438,7 @@ def main(args: argparse.Namespace) -> int:
                          resolution=resolution, camera=args.camera, seed=args.seed, batch_size=args.batch_size,
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
-                         guidance_actions=args.guidance_actions,
+                         guidance_actions=args.guidance_actions, guidance_text=args.guidance_text,
                          mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)
