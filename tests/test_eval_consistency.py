@@ -157,6 +157,9 @@ def test_evaluate_reports_consistency_and_adherence(tmp_path):
     js, html = write(ev, tmp_path / "run")
     assert "Consistency: objects across camera cuts" in html.read_text() and "Prompt adherence" in html.read_text()
     assert "| bounce | cuts | copy-last |" in consistency_markdown([js])
+    ev.figures["adherence"]["guidance_text"] = 4.0  # a guided run says so beside its scores
+    _, guided = write(ev, tmp_path / "guided")
+    assert "frames, caption guidance 4)</h2>" in guided.read_text()
 
 
 def test_heldout_episodes_draw_the_held_out_halves_and_the_table_has_every_metric(tmp_path):

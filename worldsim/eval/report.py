@@ -291,7 +291,8 @@ def render_html(evaluation) -> str:
     if fig.get("adherence"):
         a = fig["adherence"]
         rows = "".join(f"<tr><td>{e(n)}</td><td>{_fmt(v)}</td></tr>" for n, v in a["scores"].items())
-        parts.append(f"<h2>Prompt adherence ({len(a['prompts'])} prompts, {a['frames']} frames)</h2><table><tr>"
+        guided = f", caption guidance {a['guidance_text']:g}" if a.get("guidance_text", 1.0) != 1.0 else ""
+        parts.append(f"<h2>Prompt adherence ({len(a['prompts'])} prompts, {a['frames']} frames{guided})</h2><table><tr>"
                      f"<th>video</th><th>adherence (%)</th></tr>{rows}</table>")
     # provenance
     prov = {"config": fig["config"], "predictor": fig["predictor"], "thresholds": fig["thresholds"], "git": fig["git"]}
