@@ -314,6 +314,18 @@ def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     with pytest.raises(ConfigError, match=r"model\.init_weights.*tensor 'cond\.facts\.0\.bias' is absent"):
         WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 64, "facts": 2}},
                    init_weights=str(weights))
+    # `train_only`: the named parts train, the rest keeps the file's weights (and the optimizer holds only them)
+    facts_only = WorldModel(preset="debug", scene=scene, overrides={"text": {**text, "max_len": 64, "facts": 2}},
+                            init_weights=str(weights), init_fresh=["cond.facts"], train_only=["cond.facts"])
+    trained = {k for k, p in facts_only.net.named_parameters() if p.requires_grad}
+    assert trained and all(k.startswith("cond.facts.") for k in trained)
+    opt = facts_only.configure_optimizers()["optimizer"]
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(
+        p.numel() for p in facts_only.net.parameters() if p.requires_grad)
+    with pytest.raises(ConfigError, match=r"model\.train_only.*'cond\.fact'"):
+        WorldModel(preset="debug", scene=scene, init_weights=str(weights), train_only=["cond.fact"])
+    with pytest.raises(ConfigError, match=r"model\.train_only.*not set"):
+        WorldModel(preset="debug", scene=scene, train_only=["cond.text"])
     with pytest.raises(ConfigError, match=r"model\.init_fresh.*'cond\.txt'"):
         WorldModel(preset="debug", scene=scene, init_weights=str(weights), init_fresh=["cond.txt"])
     with pytest.raises(ConfigError, match=r"model\.init_fresh.*not set"):

@@ -124,6 +124,9 @@ class WorldModel(L.LightningModule):
         init_fresh: names of parts of the network (tensor-name prefixes, e.g. `[cond.text, cond.text_proj]` for a new
             caption encoder) that start from this run's random draw rather than from `init_weights`, which then
             need not have them or may have them in another shape.
+        train_only: names of parts of the network (tensor-name prefixes, e.g. `[cond.facts]`) that train; the rest
+            keeps `init_weights` unchanged. With the text group's new parts alone, every call without a caption (all
+            rollouts) is the file's network exactly.
         warp_init: with `overrides.action_warp`, the displacement each unit of action commands, 2 rows (dx, dy) of
             A px at a 32-px frame height, as `worldsim inspect STORE` measures it; the warp starts there instead of
             at zero (learned from zero, E50's went the wrong way).
@@ -133,7 +136,8 @@ class WorldModel(L.LightningModule):
                  loss: dict[str, Any] | None = None, lr: float = 3e-4, weight_decay: float = 0.0,
                  warmup_steps: int = 100, max_steps: int = 1000, min_lr_ratio: float = 0.1, seed: int = 0,
                  val_levels: int = 8, text: bool = True, init_weights: str | None = None,
-                 warp_init: list[list[float]] | None = None, init_fresh: list[str] | None = None):
+                 warp_init: list[list[float]] | None = None, init_fresh: list[str] | None = None,
+                 train_only: list[str] | None = None):
         super().__init__()
         self.save_hyperparameters()
         if scene is None:
@@ -161,6 +165,17 @@ class WorldModel(L.LightningModule):
                               field="model.init_fresh")
         if init_weights:
             self.net.load_state_dict(initial_weights(init_weights, self.net.state_dict(), tuple(init_fresh or ())))
+        if train_only:
+            if not init_weights:
+                raise ConfigError("train_only freezes the rest of model.init_weights, which is not set",
+                                  field="model.train_only")
+            names = [k for k, _ in self.net.named_parameters()]
+            for prefix in train_only:
+                if not any(k == prefix or k.startswith(prefix + ".") for k in names):
+                    raise ConfigError(f"no tensor of this network is named {prefix!r} or under it",
+                                      field="model.train_only")
+            for k, p in self.net.named_parameters():
+                p.requires_grad_(any(k == q or k.startswith(q + ".") for q in train_only))
         if warp_init is not None:
             if self.net.warp is None:
                 raise ConfigError("this model has no action warp (model.overrides.action_warp: true)",
@@ -222,7 +237,8 @@ class WorldModel(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=hp.lr,
+                                weight_decay=hp.weight_decay)
 
         def factor(step: int) -> float:
             if step < hp.warmup_steps:
