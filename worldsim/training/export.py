@@ -54,9 +54,10 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtyp
         raise WeightsError(f"cannot read the checkpoint: {type(e).__name__}: {str(e).splitlines()[0][:200]}",
                            source=checkpoint, field="checkpoint") from None
     # LightningCLI adds private keys (e.g. `_instantiator`) beside the constructor's arguments; the checkpoint's
-    # weights replace a fine-tuned run's starting weights, which need not be on this machine any more.
+    # weights replace a fine-tuned run's starting weights, which need not be on this machine any more (and with them
+    # go the settings that only make sense beside them: init_fresh, train_only).
     module = WorldModel(**{k: v for k, v in hparams.items()
-                           if not k.startswith("_") and k not in ("init_weights", "init_fresh")})
+                           if not k.startswith("_") and k not in ("init_weights", "init_fresh", "train_only")})
     module.load_state_dict(weights)
     ema = next((v.get("shadow") for k, v in state.get("callbacks", {}).items() if k.startswith("EMA")), None)
     run = checkpoint.parent.parent  # <run>/checkpoints/<name>.ckpt
