@@ -49,6 +49,11 @@ TOKEN_EMBEDDING = "embed.weight"
 TEXT_POSITIONS = "cond.text.pos"
 
 
+def _under(name: str, prefix: str) -> bool:
+    """Whether tensor `name` is the part `prefix` names or lies under it (`cond.text` holds `cond.text.pos`)."""
+    return name == prefix or name.startswith(prefix + ".")
+
+
 def initial_weights(given: str, expected: dict[str, torch.Tensor], fresh: tuple[str, ...] = ()
                     ) -> dict[str, torch.Tensor]:
     """The tensors of `given` (a weights file, else a shipped scene's name) for a network whose state is `expected`;
@@ -69,12 +74,12 @@ def initial_weights(given: str, expected: dict[str, torch.Tensor], fresh: tuple[
     except WeightsError as e:
         raise ConfigError(f"{e.field}: {e.message}", source=path, field="model.init_weights") from None
     for prefix in fresh:
-        under = [k for k in expected if k == prefix or k.startswith(prefix + ".")]
+        under = [k for k in expected if _under(k, prefix)]
         if not under:
             raise ConfigError(f"no tensor of this network is named {prefix!r} or under it", field="model.init_fresh")
         for k in under:
             tensors[k] = expected[k]
-        for k in [k for k in tensors if (k == prefix or k.startswith(prefix + ".")) and k not in expected]:
+        for k in [k for k in tensors if _under(k, prefix) and k not in expected]:
             del tensors[k]
     adds_warp = WARP_SHIFT in expected and WARP_SHIFT not in tensors
     patch_dim = expected["final.linear.weight"].shape[0]  # the warped frame adds one patch per token
@@ -171,11 +176,11 @@ class WorldModel(L.LightningModule):
                                   field="model.train_only")
             names = [k for k, _ in self.net.named_parameters()]
             for prefix in train_only:
-                if not any(k == prefix or k.startswith(prefix + ".") for k in names):
+                if not any(_under(k, prefix) for k in names):
                     raise ConfigError(f"no tensor of this network is named {prefix!r} or under it",
                                       field="model.train_only")
             for k, p in self.net.named_parameters():
-                p.requires_grad_(any(k == q or k.startswith(q + ".") for q in train_only))
+                p.requires_grad_(any(_under(k, q) for q in train_only))
         if warp_init is not None:
             if self.net.warp is None:
                 raise ConfigError("this model has no action warp (model.overrides.action_warp: true)",
