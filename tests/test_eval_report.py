@@ -233,6 +233,8 @@ def test_evaluate_scores_an_untrained_debug_world_model(tmp_path, capsys):
     assert fig["predictor"]["kind"] == "world-model" and len(fig["predictor"]["sha256"]) == 64
     assert set(fig["scores"]) == {fig["predictor"]["name"], "copy-last", "linear", "perturbed"}
     text = (out / "report.html").read_text()
+    assert fig["predictor"]["rollout"]["steps"] == 3  # its file names no steps
+    assert "rollouts, 3 euler steps per frame" in text
     gifs = re.findall(r"data-frames='(\d+)' src='data:image/gif;base64,([A-Za-z0-9+/=]+)'", text)
     assert len(gifs) == 1 + 3
     for declared, b64 in gifs:

@@ -164,6 +164,29 @@ def test_rollout_is_seeded_and_follows_actions(model):
         assert out.shape == (1, 3, 16, 16, 3)
 
 
+def test_weights_carry_their_default_steps(model, push_weights, tmp_path):
+    """A file that records `sampler.steps` (`worldsim export --steps`) rolls out with them unless the caller says
+    otherwise: its default rollout is an unrecorded file's at those steps; a bad record is refused naming the field."""
+    from worldsim.weights import load_weights, save_weights
+
+    tensors, meta = load_weights(push_weights)
+    two = WorldModel.load(save_weights(tmp_path / "two.safetensors", tensors, {**meta, "sampler": {"steps": 2}}))
+    assert model.steps == 3 and two.steps == 2
+    ctx = np.random.default_rng(5).integers(0, 255, (1, 3, 16, 16, 3), dtype=np.uint8)
+    a = np.full((1, 3, 2), 0.3, np.float32)
+    own = rollout(two, ctx, a, seed=1)
+    np.testing.assert_array_equal(own, rollout(model, ctx, a, config=RolloutConfig(steps=2), seed=1))
+    assert not np.array_equal(own, rollout(model, ctx, a, seed=1))  # 3 steps draw other frames
+    np.testing.assert_array_equal(rollout(two, ctx, a, config=RolloutConfig(steps=3), seed=1),
+                                  rollout(model, ctx, a, seed=1))  # the caller's steps win
+    assert Rollout(two, ctx).config.steps == 2 and RolloutConfig().resolved(model).steps == 3
+    for bad, field in (({"steps": 0}, "sampler.steps"), ({"steps": "2"}, "sampler.steps"), ({"step": 2}, "sampler")):
+        path = save_weights(tmp_path / "bad.safetensors", tensors, {**meta, "sampler": bad})
+        with pytest.raises(WeightsError) as e:
+            WorldModel.load(path)
+        assert e.value.field == field and str(path) in str(e.value)
+
+
 @pytest.mark.parametrize("cfg", [RolloutConfig(), RolloutConfig(sampler="euler_a", context_sigma=0.05)])
 def test_common_noise_compares_actions_under_one_draw(model, cfg):
     """With common noise, rollouts that differ only in their actions differ only because of them: equal actions give

@@ -203,11 +203,16 @@ def test_export_command_reproduces_the_end_of_run_export(store, tmp_path, run_cl
         assert meta[key] == again[key], key
     assert again["training"]["steps"] == 6 and again["training"]["data"] == [str(store)]
     assert again["training"]["config"] == meta["training"]["config"]
-    half = run_cli("export", str(ckpt), "--out", str(tmp_path / "half.safetensors"), "--fp16")
+    assert "sampler" not in again  # no default steps recorded unless asked: the sampler's 3
+    half = run_cli("export", str(ckpt), "--out", str(tmp_path / "half.safetensors"), "--fp16", "--steps", "2")
     assert half.returncode == 0, half.stderr
     h = _state(tmp_path / "half.safetensors")
     assert all(v.dtype == torch.float16 for v in h.values() if v.is_floating_point())
     assert all(torch.allclose(h[k].float(), a[k], atol=1e-3, rtol=1e-2) for k in a)
+    assert read_meta(tmp_path / "half.safetensors")["sampler"] == {"steps": 2}
+    zero = run_cli("export", str(ckpt), "--out", str(tmp_path / "zero.safetensors"), "--steps", "0")
+    assert zero.returncode != 0 and "--steps" in zero.stderr and "Traceback" not in zero.stderr, zero.stderr
+    assert not (tmp_path / "zero.safetensors").exists()
     torn = tmp_path / "torn.ckpt"
     torn.write_bytes(ckpt.read_bytes()[:1000])
     for bad in (torn, tmp_path / "absent.ckpt"):

@@ -60,7 +60,7 @@ class EvalConfig:
     mode_steps: int = 8  # denoising steps of the mode probes' whole-clip generations (generate()'s default)
     adherence: int = 0  # text->video prompts scored for adherence (adherence.py; models with generate(mode="t2v"))
     holdout: str | None = None  # held-out quantity (worldsim.data.splits) for distribution "heldout"
-    steps: int = 3  # a world model's denoising steps per frame (worldsim.rollout.RolloutConfig)
+    steps: int | None = None  # a world model's denoising steps per frame (None: the weights' own, RolloutConfig)
     sampler: str = "euler"
     context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
     guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
@@ -392,7 +392,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="episode and bootstrap seed (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="episodes per predict call")
     p.add_argument("--videos", type=int, default=d.videos, help="episodes shown as videos (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps, help="a world model's denoising steps per frame (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=d.steps,
+                   help="a world model's denoising steps per frame (default: the weights' own, 3 unless their file "
+                        "says)")
     p.add_argument("--sampler", default=d.sampler,
                    help="a world model's sampler: euler, heun or euler_a (ancestral) (default: %(default)s)")
     p.add_argument("--context-sigma", type=float, default=d.context_sigma,

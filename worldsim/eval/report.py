@@ -159,9 +159,12 @@ def render_html(evaluation) -> str:
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>worldsim evaluate: {e(model)} on "
              f"{e(cfg.scene)}</title><style>{CSS}</style></head><body>"]
     ident = fig["predictor"]
+    sampling = ident.get("rollout")  # a world model's: the steps it ran, its file's own unless --steps said
+    sampled = f", {sampling['steps']} {e(sampling['sampler'])} steps per frame" if sampling else ""
     parts.append(f"<h1>{e(model)} vs MuJoCo on <code>{e(cfg.scene)}</code> ({e(cfg.distribution)})</h1>"
                  f"<div class=muted>{fig['episodes']['n']} episodes, {cfg.context} context frames, {cfg.horizon}-frame "
-                 f"rollouts at {cfg.resolution}×{cfg.resolution} px, {fig['scene']['fps']:g} frames/s, camera "
+                 f"rollouts{sampled} at {cfg.resolution}×{cfg.resolution} px, {fig['scene']['fps']:g} frames/s, "
+                 f"camera "
                  f"{e(fig['scene']['camera'])}; 95% bootstrap intervals over episodes in brackets. "
                  f"Predictor sha256 {e(str(ident.get('sha256', ''))[:16])}…; git {e(str(fig['git'].get('commit'))[:12])}"
                  f"{' (dirty)' if fig['git'].get('dirty') else ''}; {e(fig['created'])}.</div>")

@@ -71,7 +71,7 @@ class WorldModelPredictor:
         return {"name": self.name, "kind": "world-model", "privileged": False, "source": str(source),
                 "sha256": file_sha256(source) if source.is_file() else None, "model": meta.get("model", {}),
                 "scene": meta.get("scene", {}), "training": meta.get("training", {}),
-                "rollout": asdict(self.config or RolloutConfig())}
+                "rollout": asdict((self.config or RolloutConfig()).resolved(self.model))}
 
     def predict(self, context, actions, horizon, *, conditioning, seed, state=None):
         from worldsim.rollout.autoregressive import Rollout, RolloutConfig, rollout

@@ -34,10 +34,13 @@ def config_from_dict(d: dict[str, Any], source: str | Path = "<memory>") -> DiTC
 
 def save_model(path: str | Path, net: VideoDiT, scene: dict[str, Any] | None = None, loss: dict[str, Any] | None = None,
                training: dict[str, Any] | None = None, state: dict[str, torch.Tensor] | None = None,
-               dtype: torch.dtype | None = None) -> Path:
-    """Write `state` (default: the network's own weights) with the config and what the model was trained for."""
+               dtype: torch.dtype | None = None, sampler: dict[str, Any] | None = None) -> Path:
+    """Write `state` (default: the network's own weights) with the config and what the model was trained for;
+    `sampler`: how it samples best by default (`{"steps": 2}`: chosen by evaluation after training, E57)."""
     meta = {"model": {"preset": net.name, "config": config_to_dict(net.cfg)}, "scene": scene or {},
             "loss": loss or {}, "training": training or {}}
+    if sampler:
+        meta["sampler"] = dict(sampler)
     return save_weights(path, dict(state if state is not None else net.state_dict()), meta, dtype)
 
 

@@ -18,7 +18,7 @@ after the last frame, leading into the new one (the training data's "action into
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -35,10 +35,11 @@ FUSE_BELOW = 0.01  # the last denoising input is "clean enough" to be cached bel
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    """How a rollout samples. `window`: context frames kept in the KV cache (None: the longest training clip - 1,
-    so context plus the new frame is one training clip)."""
+    """How a rollout samples. `steps`: denoising steps per frame (None: the weights' own, `WorldModel.steps`, 3
+    unless their file says). `window`: context frames kept in the KV cache (None: the longest training clip - 1, so
+    context plus the new frame is one training clip)."""
 
-    steps: int = 3
+    steps: int | None = None
     sampler: str = "euler"
     window: int | None = None
     context_sigma: float = 0.0
@@ -46,7 +47,8 @@ class RolloutConfig:
     fuse_write: bool = True
 
     def check(self) -> RolloutConfig:
-        check_steps(self.steps)
+        if self.steps is not None:
+            check_steps(self.steps)
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler {self.sampler!r}; known: {list(SAMPLERS)}", field="sampler")
         if self.window is not None and (isinstance(self.window, bool) or not isinstance(self.window, int)
@@ -56,6 +58,10 @@ class RolloutConfig:
             raise ConfigError(f"context_sigma must be finite and >= 0, got {self.context_sigma}", field="context_sigma")
         check_guidance(self.guidance)
         return self
+
+    def resolved(self, model: WorldModel) -> RolloutConfig:
+        """This config with the model's own steps where it leaves them to the model (what a rollout runs)."""
+        return self if self.steps is not None else replace(self, steps=model.steps)
 
 
 class Rollout:
@@ -70,7 +76,7 @@ class Rollout:
     def __init__(self, model: WorldModel, context, *, actions=None, cameras=None, params=None,
                  text: str | list[str] | None = None, config: RolloutConfig = RolloutConfig(), seed: int = 0,
                  resolution: tuple[int, int] | None = None, reversed: bool = False, common_noise: bool = False):
-        self.model, self.config = model, config.check()
+        self.model, self.config = model, config.check().resolved(model)
         net = model.net
         if not net.cfg.causal:
             raise ConfigError("cached rollout needs a frame-causal model (causal=True)", source=model.source,
@@ -98,7 +104,7 @@ class Rollout:
         cond = model.cond(self.batch, k, actions=actions, cameras=self._cams(cameras, k), params=params, text=text,
                           reversed=reversed)
         self._write(x, cond)
-        self._sigmas = plans.autoregressive(config.steps, 1, 0, cfg=model.edm)           # (steps + 1, 1)
+        self._sigmas = plans.autoregressive(self.config.steps, 1, 0, cfg=model.edm)           # (steps + 1, 1)
 
     def _noise(self, shape) -> torch.Tensor:
         """(B, ...) standard normal noise, one draw per rollout's stream (broadcast when common)."""

@@ -92,6 +92,7 @@ class WorldModel:
         known = EDMConfig.__dataclass_fields__
         self.edm = EDMConfig(**{k: v for k, v in edm.items() if k in known})
         self.context_sigma = float((meta.get("loss") or {}).get("context_sigma", 0.0))
+        self.steps = _default_steps(meta, source)
         self.denoiser = EDMDenoiser(self.net, self.edm)
         cfg = net.cfg
         if cfg.action_dim != self.scene.action_dim:
@@ -267,6 +268,20 @@ def _caption(t, source: str) -> str:
     if not isinstance(t, str):
         raise ConfigError(f"a caption must be text, got {type(t).__name__}", source=source, field="text")
     return t
+
+
+DEFAULT_STEPS = 3  # denoising steps per frame for weights that do not say (DIAMOND samples with about 3)
+
+
+def _default_steps(meta: dict, source: str | Path) -> int:
+    """The weights' own denoising steps per frame (`meta["sampler"]["steps"]`, set at export), else DEFAULT_STEPS."""
+    sampler = meta.get("sampler") or {}
+    if not isinstance(sampler, dict) or set(sampler) - {"steps"}:
+        raise WeightsError(f"sampler holds only 'steps', got {sampler!r}", source=source, field="sampler")
+    try:
+        return check_steps(sampler.get("steps", DEFAULT_STEPS), field="sampler.steps")
+    except ConfigError as e:
+        raise WeightsError(e.message, source=source, field="sampler.steps") from None
 
 
 def check_steps(steps: int, field: str = "steps") -> int:

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="execute the lowest-cost candidate seen, or the final elite mean (less lucky-draw bias)")
     p.add_argument("--common-noise", action="store_true",
                    help="imagine all candidates of a plan under one noise draw (common random numbers)")
-    p.add_argument("--steps", type=int, default=3, help="denoising steps per imagined frame")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per imagined frame (default: the weights' own, 3 unless their file says)")
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
     p.add_argument("--no-progress", action="store_true")
 

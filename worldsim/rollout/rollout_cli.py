@@ -20,7 +20,8 @@ from worldsim.errors import ConfigError
 
 
 def add_rollout_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=3, help="denoising steps per frame (default 3)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps per frame (default: the weights' own, 3 unless their file says)")
     p.add_argument("--sampler", default="euler", help="euler, heun or euler_a (ancestral)")
     p.add_argument("--window", type=int, default=None, help="context frames kept in the KV cache")
     p.add_argument("--context-sigma", type=float, default=0.0, help="noise level of context frames (GameNGen)")

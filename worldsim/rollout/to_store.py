@@ -112,7 +112,7 @@ def generate_store(model: WorldModel, out: str | Path, *, episodes: int, frames:
     writer = EpisodeWriter(out, split)
     group = writer.group
     group.attrs["generated"] = {"weights": Path(model.source).name, "sha256": weights_sha(model.source),
-                                "context_frames": k, "steps": config.steps, "sampler": config.sampler,
+                                "context_frames": k, "steps": config.resolved(model).steps, "sampler": config.sampler,
                                 "window": config.window, "context_sigma": config.context_sigma,
                                 "source": "mujoco" if store_src is None else str(source)}
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from worldsim.errors import ConfigError, WeightsError
 from worldsim.models.load import save_model
 from worldsim.training.module import WorldModel
 
@@ -25,22 +26,33 @@ def git_commit() -> str | None:
 
 def export(module: WorldModel, path: str | Path, ema: dict[str, torch.Tensor] | None = None,
            dtype: torch.dtype | None = None, config: str | None = None, data: list[str] | None = None,
-           steps: int = 0) -> Path:
-    """Write the network's weights (the EMA average when given) to `path` as safetensors."""
+           steps: int = 0, sample_steps: int | None = None) -> Path:
+    """Write the network's weights (the EMA average when given) to `path` as safetensors; `sample_steps`: the
+    denoising steps per frame a rollout of them takes by default (None: not recorded, so the sampler's 3)."""
     state = {k.removeprefix("net."): v for k, v in module.state_dict().items() if k.startswith("net.")}
     if ema is not None:
         state.update({k.removeprefix("net."): v for k, v in ema.items() if k.startswith("net.")})
     training = {"steps": int(steps), "config": config, "git_commit": git_commit(), "data": list(data or [])}
-    return save_model(path, module.net, module.scene, dataclasses.asdict(module.loss_cfg), training, state, dtype)
+    return save_model(path, module.net, module.scene, dataclasses.asdict(module.loss_cfg), training, state, dtype,
+                      sampler=_sampler(sample_steps))
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None) -> Path:
+def _sampler(steps: int | None) -> dict | None:
+    """The weights' `sampler` metadata for default denoising `steps` (None: nothing recorded)."""
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"need a positive number of denoising steps, got {steps!r}", field="--steps")
+    return {"steps": steps}
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None,
+                      steps: int | None = None) -> Path:
     """Export a run's checkpoint (its EMA weights when the run kept them) to safetensors, with the run's resolved
     config and data: what `ExportOnFitEnd` writes at the end of a run, for any checkpoint along the way.
 
     The checkpoint is read with `weights_only=True` (no code is unpickled; worldsim's checkpoints need none)."""
-    from worldsim.errors import WeightsError
-
+    _sampler(steps)  # a bad --steps is refused before the checkpoint is read
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise WeightsError("no such checkpoint", source=checkpoint, field="checkpoint")
@@ -64,4 +76,5 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtyp
     configs = sorted(run.glob("logs/version_*/config.yaml"), key=lambda p: int(p.parent.name.split("_")[1]))
     config = configs[-1].read_text() if configs else None
     data = ((yaml.safe_load(config) or {}).get("data") or {}).get("stores") if config else None
-    return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)))
+    return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)),
+                  sample_steps=steps)

@@ -26,7 +26,7 @@ class Classroom:
     """`Classroom(model, frames=32)`; display it, or set sliders and call `run()` from Python (module docstring)."""
 
     def __init__(self, model: WorldModel, *, seed: int = 0, frames: int = 32, resolution=None,
-                 context: int | None = None, steps: int = 3, min_size: int = 160):
+                 context: int | None = None, steps: int | None = None, min_size: int = 160):
         from worldsim.sim.scene_env import SceneEnv
 
         self.model, self.seed, self.min_size = model, seed, min_size

@@ -21,7 +21,7 @@ class RolloutExplorer:
     """`RolloutExplorer(model, seed=0)`; display it in a notebook, or drive it from Python (module docstring)."""
 
     def __init__(self, model: WorldModel, *, seed: int = 0, resolution=None, camera: str | None = None,
-                 horizon: int = 50, steps: int = 3, guidance: float = 1.0, context: int | None = None,
+                 horizon: int = 50, steps: int | None = None, guidance: float = 1.0, context: int | None = None,
                  min_size: int = 160, fps: float | None = None):
         from worldsim.sim.scene_env import SceneEnv
 
@@ -36,7 +36,8 @@ class RolloutExplorer:
         self.controller = ActionController(self.sim.action_space, on_step=self.step)
         self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
         self.horizon = W.IntSlider(value=horizon, min=1, max=max(500, horizon), description="horizon")
-        self.steps = W.IntSlider(value=steps, min=1, max=16, description="denoise steps")
+        self.steps = W.IntSlider(value=model.steps if steps is None else steps, min=1, max=16,
+                                 description="denoise steps")
         self.guidance = W.FloatSlider(value=guidance, min=0.0, max=5.0, step=0.1, description="guidance")
         self.reset_button = W.Button(description="reset")
         self.reset_button.on_click(lambda _: self.reset())
