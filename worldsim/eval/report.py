@@ -164,8 +164,7 @@ def render_html(evaluation) -> str:
     parts.append(f"<h1>{e(model)} vs MuJoCo on <code>{e(cfg.scene)}</code> ({e(cfg.distribution)})</h1>"
                  f"<div class=muted>{fig['episodes']['n']} episodes, {cfg.context} context frames, {cfg.horizon}-frame "
                  f"rollouts{sampled} at {cfg.resolution}×{cfg.resolution} px, {fig['scene']['fps']:g} frames/s, "
-                 f"camera "
-                 f"{e(fig['scene']['camera'])}; 95% bootstrap intervals over episodes in brackets. "
+                 f"camera {e(fig['scene']['camera'])}; 95% bootstrap intervals over episodes in brackets. "
                  f"Predictor sha256 {e(str(ident.get('sha256', ''))[:16])}…; git {e(str(fig['git'].get('commit'))[:12])}"
                  f"{' (dirty)' if fig['git'].get('dirty') else ''}; {e(fig['created'])}.</div>")
     # summary table

@@ -104,7 +104,7 @@ class Rollout:
         cond = model.cond(self.batch, k, actions=actions, cameras=self._cams(cameras, k), params=params, text=text,
                           reversed=reversed)
         self._write(x, cond)
-        self._sigmas = plans.autoregressive(self.config.steps, 1, 0, cfg=model.edm)           # (steps + 1, 1)
+        self._sigmas = plans.autoregressive(self.config.steps, 1, 0, cfg=model.edm)      # (steps + 1, 1)
 
     def _noise(self, shape) -> torch.Tensor:
         """(B, ...) standard normal noise, one draw per rollout's stream (broadcast when common)."""

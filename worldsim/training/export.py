@@ -47,12 +47,12 @@ def _sampler(steps: int | None) -> dict | None:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None,
-                      steps: int | None = None) -> Path:
+                      sample_steps: int | None = None) -> Path:
     """Export a run's checkpoint (its EMA weights when the run kept them) to safetensors, with the run's resolved
     config and data: what `ExportOnFitEnd` writes at the end of a run, for any checkpoint along the way.
 
     The checkpoint is read with `weights_only=True` (no code is unpickled; worldsim's checkpoints need none)."""
-    _sampler(steps)  # a bad --steps is refused before the checkpoint is read
+    _sampler(sample_steps)  # a bad --steps is refused before the checkpoint is read
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise WeightsError("no such checkpoint", source=checkpoint, field="checkpoint")
@@ -77,4 +77,4 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtyp
     config = configs[-1].read_text() if configs else None
     data = ((yaml.safe_load(config) or {}).get("data") or {}).get("stores") if config else None
     return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)),
-                  sample_steps=steps)
+                  sample_steps=sample_steps)

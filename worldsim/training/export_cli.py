@@ -24,6 +24,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from worldsim.training.export import export_checkpoint
 
-    path = export_checkpoint(args.checkpoint, args.out, torch.float16 if args.fp16 else None, steps=args.steps)
+    path = export_checkpoint(args.checkpoint, args.out, torch.float16 if args.fp16 else None, sample_steps=args.steps)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
