@@ -4,8 +4,8 @@ Samples `generate(model, "t2v")` for the scene's fixed prompts (`worldsim.eval.a
 expanded with its own seed, as `worldsim evaluate --adherence N` does) and prints every check's failures with the
 share of MuJoCo's ball pixels (the colour parser's) drawn per frame. `--text-guidance` sets classifier-free
 guidance on the caption; `--rollout-after K` samples only the first K frames from text and rolls the rest out
-(3 Euler steps a frame, the caption and parameters conditioning). A manual probe behind docs/experiments.md E72, not
-a test.
+(`--rollout-steps` Euler steps a frame, the weights' own by default; the caption, its guidance and the parameters
+conditioning). A manual probe behind docs/experiments.md E72 and E81, not a test.
 
     .venv/bin/python scripts/adherence_checks.py --scene collide --model worldsim/pretrained/collide.safetensors
 """
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--sampler", default="euler", choices=sorted(SAMPLERS))
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
+    ap.add_argument("--rollout-steps", type=int, default=None, help="the rollout's steps (default: the weights' own)")
     a = ap.parse_args()
     model = WorldModel.load(a.model)
     spec = get_scene(a.scene).spec
@@ -46,12 +47,13 @@ def main() -> None:
         text = adherence.PROMPTS[a.scene][i % len(adherence.PROMPTS[a.scene])]
         x = expand(spec, text, seed=i, frames=adherence.FRAMES)
         head = a.rollout_after or adherence.FRAMES
+        guidance = {"text": a.text_guidance} if a.text_guidance != 1 else None
         g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=x.caption,
-                     params=[x.params], steps=a.steps, sampler=a.sampler,
-                     guidance={"text": a.text_guidance} if a.text_guidance != 1 else None)
+                     params=[x.params], steps=a.steps, sampler=a.sampler, guidance=guidance)
         video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
         if head < adherence.FRAMES:
-            r = Rollout(model, video[None], text=x.caption, params=[x.params], config=RolloutConfig(steps=3), seed=i)
+            r = Rollout(model, video[None], text=x.caption, params=[x.params], seed=i,
+                        config=RolloutConfig(steps=a.rollout_steps, guidance=guidance or {}))
             video = np.concatenate([video, r.run(horizon=adherence.FRAMES - head)[0]])
         checks = adherence.checks(video, a.scene, x, k, e)
         scores.append(100 * np.mean(list(checks.values())))
