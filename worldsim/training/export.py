@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from worldsim.errors import ConfigError, WeightsError
+from worldsim.errors import WeightsError
 from worldsim.models.load import save_model
+from worldsim.rollout.model import check_steps
 from worldsim.training.module import WorldModel
 
 
@@ -39,11 +40,7 @@ def export(module: WorldModel, path: str | Path, ema: dict[str, torch.Tensor] | 
 
 def _sampler(steps: int | None) -> dict | None:
     """The weights' `sampler` metadata for default denoising `steps` (None: nothing recorded)."""
-    if steps is None:
-        return None
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"need a positive number of denoising steps, got {steps!r}", field="--steps")
-    return {"steps": steps}
+    return None if steps is None else {"steps": check_steps(steps, field="--steps")}
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None,
