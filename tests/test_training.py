@@ -187,7 +187,8 @@ def test_gpu_128px_config_runs_two_steps_at_debug_width_on_cpu(tmp_path):
 
 def test_export_command_reproduces_the_end_of_run_export(store, tmp_path, run_cli):
     """`worldsim export last.ckpt` writes the same EMA weights and metadata as the run's own export; --fp16 halves
-    them; a torn or missing checkpoint is one clear line naming the file."""
+    them; a weights file is re-exported with other steps; a torn or missing checkpoint or weights file is one clear
+    line naming the file."""
     run = tmp_path / "run"
     res = fit(run, store)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -213,6 +214,21 @@ def test_export_command_reproduces_the_end_of_run_export(store, tmp_path, run_cl
     zero = run_cli("export", str(ckpt), "--out", str(tmp_path / "zero.safetensors"), "--steps", "0")
     assert zero.returncode != 0 and "--steps" in zero.stderr and "Traceback" not in zero.stderr, zero.stderr
     assert not (tmp_path / "zero.safetensors").exists()
+    # a weights file is re-exported as stored (fp16 stays fp16, bit for bit) with other steps, in place
+    before = read_meta(tmp_path / "half.safetensors")
+    restamp = run_cli("export", str(tmp_path / "half.safetensors"), "--out", str(tmp_path / "half.safetensors"),
+                      "--steps", "4")
+    assert restamp.returncode == 0, restamp.stderr
+    after, h4 = read_meta(tmp_path / "half.safetensors"), _state(tmp_path / "half.safetensors")
+    assert after["sampler"] == {"steps": 4} and {k: v for k, v in after.items() if k != "sampler"} == {
+        k: v for k, v in before.items() if k != "sampler"}
+    assert h4.keys() == h.keys() and all(h4[k].dtype == h[k].dtype and torch.equal(h4[k], h[k]) for k in h)
+    keep = run_cli("export", str(tmp_path / "half.safetensors"), "--out", str(tmp_path / "kept.safetensors"))
+    assert keep.returncode == 0 and read_meta(tmp_path / "kept.safetensors")["sampler"] == {"steps": 4}, keep.stderr
+    torn_w = tmp_path / "torn.safetensors"
+    torn_w.write_bytes((tmp_path / "half.safetensors").read_bytes()[:-100])
+    res = run_cli("export", str(torn_w), "--out", str(tmp_path / "x.safetensors"), "--steps", "2")
+    assert res.returncode != 0 and str(torn_w) in res.stderr and "Traceback" not in res.stderr, res.stderr
     torn = tmp_path / "torn.ckpt"
     torn.write_bytes(ckpt.read_bytes()[:1000])
     for bad in (torn, tmp_path / "absent.ckpt"):

@@ -83,8 +83,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"metadata is not valid JSON: {e}", source=path, field="meta") from None
 
 
-def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors (floating ones cast to `dtype`) and metadata of a weights file, after checking its digest."""
+def load_weights(path: str | Path, dtype: torch.dtype | None = torch.float32
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors (floating ones cast to `dtype`; None: as stored) and metadata of a weights file, after checking its
+    digest."""
     path = Path(path)
     meta = read_meta(path)
     try:
@@ -96,7 +98,7 @@ def load_weights(path: str | Path, dtype: torch.dtype = torch.float32) -> tuple[
     if tensor_digest(tensors) != expected:
         raise WeightsError("tensor contents do not match the stored SHA-256: the file was changed after export",
                            source=path, field="sha256")
-    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, meta
+    return {k: v.to(dtype) if dtype is not None and v.is_floating_point() else v for k, v in tensors.items()}, meta
 
 
 def check_compatible(meta: dict[str, Any], path: str | Path, **expected: Any) -> None:

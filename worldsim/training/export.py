@@ -13,6 +13,7 @@ from worldsim.errors import WeightsError
 from worldsim.models.load import save_model
 from worldsim.rollout.model import check_steps
 from worldsim.training.module import WorldModel
+from worldsim.weights import load_weights, save_weights
 
 
 def git_commit() -> str | None:
@@ -75,3 +76,15 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtyp
     data = ((yaml.safe_load(config) or {}).get("data") or {}).get("stores") if config else None
     return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)),
                   sample_steps=sample_steps)
+
+
+def export_weights(weights: str | Path, out: str | Path, dtype: torch.dtype | None = None,
+                   sample_steps: int | None = None) -> Path:
+    """Re-export a weights file with other default sampler steps (None: keep its record) or at `dtype` (None: as
+    stored): the tensors, model config and training record are kept, so the steps chosen by evaluation after a run
+    can be recorded without its checkpoint. `out` may be `weights` itself (the file is replaced atomically)."""
+    sampler = _sampler(sample_steps)  # a bad --steps is refused before the file is read
+    tensors, meta = load_weights(weights, dtype=None)
+    if sampler is not None:
+        meta["sampler"] = sampler
+    return save_weights(out, tensors, meta, dtype)
