@@ -29,6 +29,19 @@ def test_round_trip(weights):
         assert torch.equal(loaded[k], tensors[k])
 
 
+def test_saved_file_is_readable_as_the_umask_allows(weights):
+    """Written through a private temporary file, the weights still get the mode any new file would (shipped files
+    re-exported in place must stay readable by everyone)."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = save_weights(weights[0], weights[1], META)
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_fp16_storage_halves_the_file(tmp_path):
     t = {"w": torch.randn(256, 256)}
     full = save_weights(tmp_path / "a.safetensors", t, META).stat().st_size

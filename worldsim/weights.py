@@ -54,11 +54,18 @@ def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[
     os.close(fd)
     try:
         save_file(out, tmp, metadata=header)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a weights file is as shareable as any
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
