@@ -63,6 +63,7 @@ def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[
 
 
 def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
