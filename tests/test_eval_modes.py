@@ -127,6 +127,34 @@ def test_actuated_scenes_give_extend_and_connect_the_true_actions(tmp_path, monk
     assert seen["loop"] is None and seen["t2v"] is None  # text-only modes (preview's draft is a t2v)
 
 
+def test_weights_conditioned_on_scene_parameters_get_each_episodes_own(tmp_path, monkeypatch):
+    """`collide`'s shipped weights are conditioned on the balls' masses: every mode hands `generate` the episodes'
+    parameters (a model without them would refuse to sample)."""
+    import importlib
+
+    from rollout_helpers import debug_weights
+
+    from worldsim.eval.paired import fresh_episodes
+    from worldsim.rollout.model import WorldModel
+
+    G = importlib.import_module("worldsim.rollout.generate")
+    model = WorldModel.load(debug_weights(tmp_path / "collide.safetensors", scene="collide"))
+    assert model.net.cfg.param_dim == 2
+    seen = {}
+    real = G.generate
+
+    def spy(model, mode, **kw):
+        seen.setdefault(mode, []).extend(kw.get("params") or [])
+        return real(model, mode, **kw)
+
+    monkeypatch.setattr(G, "generate", spy)
+    out = M.run("collide", model, n=2, given=2, made=3, steps=1, n_resamples=20, batch_size=1)
+    assert set(out) == set(M.MODES)
+    ep = fresh_episodes("collide", 2, 5)
+    for mode in ("extend_backward", "connect", "loop", "t2v"):  # preview's draft is a t2v, its render an edit
+        assert seen[mode] == list(ep.params), mode
+
+
 def test_window_captions_describe_the_window_from_its_first_frame():
     """Weights trained on captions of their clips (`data.window_captions`) are prompted with the window's own caption:
     from the episode's first frame it is the episode's caption; from a later one it names the objects where they

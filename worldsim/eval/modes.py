@@ -199,7 +199,8 @@ def run(scene: str, model=None, *, name: str = "model", n: int, given: int, made
             {**preview_checks(ep_lo.frames, ep.frames[:, :made], colours, ok), "objects_shown": shown_real})
 
     if model is not None:
-        g = dict(batch_size=batch_size, seed=seed, steps=steps, sampler=sampler)
+        # each episode's own scene parameters, for weights conditioned on them (others ignore them)
+        g = dict(batch_size=batch_size, seed=seed, steps=steps, sampler=sampler, params=np.array(ep.params, object))
         texts = episode_captions(ep, start, window=model.scene.window_captions)
         if ep.actions.shape[-1]:  # actuated scenes: the true actions, each on the frame it moved to (rollout's rule)
             g["actions"] = np.concatenate([np.zeros_like(ep.actions[:, :1]), ep.actions], 1)   # (B, T, A)
