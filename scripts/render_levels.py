@@ -1,7 +1,9 @@
-"""Which SDEdit level should `preview` render its draft from? Asked of real frames: MuJoCo's 16-px `occlusion`
-frames, nearest-upsampled and rendered at 32 px from each level, against MuJoCo's 32-px render of the same states.
+"""Which SDEdit level should `preview` render its draft from? Asked of real frames: MuJoCo's 16-px frames of the
+model's scene, nearest-upsampled and rendered at 32 px from each level, against MuJoCo's 32-px render of the same
+states (with each episode's caption and, for weights conditioned on them, its scene parameters).
 
     .venv/bin/python scripts/render_levels.py --model worldsim/pretrained/occlusion.safetensors --episodes 32
+    .venv/bin/python scripts/render_levels.py --model worldsim/pretrained/collide.safetensors --start 0
 
 Prints, per level, the share of balls within 2 px of MuJoCo's, the share lost, their error and the PSNR to the real
 full render. Seed 1: not the mode probe's windows (seed 0). Why: docs/experiments.md, E33. A manual tool, not a
@@ -30,12 +32,13 @@ def main() -> None:
     p.add_argument("--levels", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
     args = p.parse_args()
     model = WorldModel.load(args.model)
-    colours = np.array([o.colour for o in get_scene("occlusion").spec.objects])
+    scene = model.scene.name
+    colours = np.array([o.colour for o in get_scene(scene).spec.objects])
     kw = dict(distribution="id", seed=1, start=args.start)
-    full = fresh_episodes("occlusion", args.episodes, args.frames, resolution=32, **kw)
-    low = fresh_episodes("occlusion", args.episodes, args.frames, resolution=16, **kw)
+    full = fresh_episodes(scene, args.episodes, args.frames, resolution=32, **kw)
+    low = fresh_episodes(scene, args.episodes, args.frames, resolution=16, **kw)
     up = np.repeat(np.repeat(low.frames, 2, 2), 2, 3)
-    captions = list(episode_captions(full, args.start))
+    captions = list(episode_captions(full, args.start, window=model.scene.window_captions))
 
     def row(name: str, frames: np.ndarray) -> None:
         r = centre_checks(frames, full, slice(0, args.frames), colours, EXTEND_TOLERANCE_PX)
@@ -49,7 +52,7 @@ def main() -> None:
         out = np.concatenate([generate(model, "edit", clip=up[s:s + args.batch], resolution=(32, 32),
                                        steps=args.steps, batch=len(up[s:s + args.batch]), seed=s,
                                        caption=captions[s:s + args.batch], sigma_start=sigma,
-                                       cameras=full.camera).frames for s in range(0, len(up), args.batch)])
+                                       params=list(full.params[s:s + args.batch]), cameras=full.camera).frames for s in range(0, len(up), args.batch)])
         row(f"SDEdit from σ = {sigma:g}", out)
 
 
