@@ -284,6 +284,20 @@ def test_unknown_loss_keys_name_their_section():
             loss_config(given)
 
 
+def test_a_key_deep_inside_a_mapping_is_refused_before_anything_runs():
+    """`--model.loss.edm.p_mean 1.0` would reach the model as `edm: {p_mean: "1.0"}`, edm's other settings dropped
+    (jsonargparse replaces the inner mapping): refused naming the key and the whole-mapping form; a key one level in
+    (which jsonargparse merges) and the whole mapping pass this check."""
+    from worldsim.training.cli import check_deep_overrides, run
+
+    for args, key in ((["--model.loss.edm.p_mean", "1.0"], "model.loss.edm.p_mean"),
+                      (["--model.overrides.text.width=96"], "model.overrides.text.width")):
+        with pytest.raises(ConfigError, match=re.escape(key)) as err:
+            run(["--config", str(DEBUG), *args])
+        assert f"--{key.rsplit('.', 1)[0]} '{{" in str(err.value)
+    check_deep_overrides(["--model.loss.p_context", "0.5", "--model.loss.edm", "{p_mean: 1.0}", "--data.shares.a=1"])
+
+
 def test_fine_tuning_starts_from_the_given_weights(store, tmp_path):
     """`model.init_weights` loads an exported file (or a shipped scene) into the network; a network of another shape,
     a damaged file or an unknown name is an error naming the field and the file; the run's own checkpoint exports

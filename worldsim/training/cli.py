@@ -188,7 +188,27 @@ def _plain(node):
     return node
 
 
+# Arguments typed as free mappings (dict[str, ...]): jsonargparse sets `--model.loss.p_context 0.5` inside the
+# config's mapping, but a key two levels in (`--model.loss.edm.p_mean 1.0`) replaces the inner mapping with that one
+# key, its value a string: edm's other settings would be dropped without a word.
+MAPPINGS = ("model.overrides", "model.loss", "data.shares")
+
+
+def check_deep_overrides(argv: list[str]) -> None:
+    """Refuse a command-line key two or more levels inside a free mapping, naming the whole-mapping form to use."""
+    for arg in argv:
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        for mapping in MAPPINGS:
+            inner = key.removeprefix(mapping + ".")
+            if inner != key and "." in inner:
+                parent = key.rsplit(".", 1)[0]
+                raise ConfigError(f"--{key} would replace the whole mapping {parent} with this one key (the others "
+                                  f"lost); give the mapping whole, e.g. --{parent} '{{{key.rsplit('.', 1)[1]}: ..., "
+                                  "...}'", source="command line", field=key)
+
+
 def run(argv: list[str]) -> int:
+    check_deep_overrides(argv)
     # LightningCLI parses sys.argv, and DDP re-launches `sys.argv` in each child process: make it `worldsim fit ...`
     sys.argv = [sys.argv[0], "fit", *argv]
     from jsonargparse import ArgumentError
