@@ -52,7 +52,8 @@ def main() -> None:
         out = np.concatenate([generate(model, "edit", clip=up[s:s + args.batch], resolution=(32, 32),
                                        steps=args.steps, batch=len(up[s:s + args.batch]), seed=s,
                                        caption=captions[s:s + args.batch], sigma_start=sigma,
-                                       params=list(full.params[s:s + args.batch]), cameras=full.camera).frames for s in range(0, len(up), args.batch)])
+                                       params=list(full.params[s:s + args.batch]), cameras=full.camera).frames
+                              for s in range(0, len(up), args.batch)])
         row(f"SDEdit from σ = {sigma:g}", out)
 
 
