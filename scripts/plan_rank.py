@@ -72,6 +72,7 @@ def main() -> None:
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--common-noise", action="store_true", help="one noise draw for all candidates of a call")
+    p.add_argument("--particles", type=int, default=1, help="imagined rollouts per candidate, costs averaged")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     at = sorted(int(f) for f in args.frames.split(","))
@@ -88,7 +89,8 @@ def main() -> None:
         history = [obs]
         reference = CEMPlanner(mujoco, env.action_space.low, env.action_space.high, cfg, seed=seed)
         dynamics = PairedDynamics(WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=seed,
-                                                     common_noise=args.common_noise), mujoco)
+                                                     common_noise=args.common_noise, particles=args.particles),
+                                  mujoco)
         imagined = CEMPlanner(dynamics, env.action_space.low, env.action_space.high, cfg, seed=seed)
         t = 0
         while True:
@@ -106,8 +108,8 @@ def main() -> None:
     summary |= {f"{k}_by_frame": {f: float(np.mean([r[k] for r in rows if r["frame"] == f])) for f in at}
                 for k in keys}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"model": args.model, "common_noise": args.common_noise, "planner": vars(cfg), "summary": summary,
-              "rows": rows}
+    record = {"model": args.model, "common_noise": args.common_noise, "particles": args.particles, "planner": vars(cfg),
+              "summary": summary, "rows": rows}
     args.out.write_text(json.dumps(record, indent=2))
     print(json.dumps(summary, indent=2))
 

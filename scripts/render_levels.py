@@ -30,6 +30,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--levels", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0])
+    p.add_argument("--keep", action="store_true", help="renders keep the 16-px frame as their 2x2 block means "
+                   "(`generate`'s keep_scale, as `preview` renders since E87)")
     args = p.parse_args()
     model = WorldModel.load(args.model)
     scene = model.scene.name
@@ -52,9 +54,10 @@ def main() -> None:
         out = np.concatenate([generate(model, "edit", clip=up[s:s + args.batch], resolution=(32, 32),
                                        steps=args.steps, batch=len(up[s:s + args.batch]), seed=s,
                                        caption=captions[s:s + args.batch], sigma_start=sigma,
-                                       params=list(full.params[s:s + args.batch]), cameras=full.camera).frames
+                                       params=list(full.params[s:s + args.batch]), cameras=full.camera,
+                                       keep_scale=2 if args.keep else None).frames
                               for s in range(0, len(up), args.batch)])
-        row(f"SDEdit from σ = {sigma:g}", out)
+        row(f"SDEdit from σ = {sigma:g}{', block means kept' if args.keep else ''}", out)
 
 
 if __name__ == "__main__":

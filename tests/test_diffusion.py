@@ -462,6 +462,25 @@ def test_tied_frames_end_identical():
     assert not torch.allclose(out[:, 0], out[:, 1])
 
 
+def test_kept_blocks_land_the_sample_on_the_reference_block_means():
+    """`keep_blocks` (preview's render): each estimate's 2x2 block means are the reference's, so the sample, which
+    lands on its last estimate, has exactly the reference's block means and its own detail within blocks."""
+    from worldsim.diffusion.sampling import block_means, keep_blocks
+
+    m = _live_model()
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(1, 3, 3, 8, 8, generator=g) * 2 - 1
+    plan = plans.edit(4, 3, sigma_start=1.0)
+    x0 = plans.initial(ref, plan, g)
+    free = D.sample_euler(D.EDMDenoiser(m), x0, plan)
+    kept = D.sample_euler(keep_blocks(D.EDMDenoiser(m), ref, (2, 2)), x0, plan)
+    torch.testing.assert_close(block_means(kept, (2, 2)), block_means(ref, (2, 2)), atol=1e-5, rtol=0)
+    assert (block_means(free, (2, 2)) - block_means(ref, (2, 2))).abs().mean() > 0.05  # SDEdit alone drifts
+    assert (kept - block_means(kept, (2, 2))).abs().mean() > 1e-3  # detail of its own within the blocks
+    wide = D.sample_euler(keep_blocks(D.EDMDenoiser(m), ref, (1, 4)), x0, plan)  # blocks need not be square
+    torch.testing.assert_close(block_means(wide, (1, 4)), block_means(ref, (1, 4)), atol=1e-5, rtol=0)
+
+
 # -- does it really learn ---------------------------------------------------------------------------------------
 
 H, T = 8, 4

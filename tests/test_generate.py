@@ -166,6 +166,35 @@ def test_preview_then_render_of_the_same_sample(model):
     assert float(default.plan[0, 0]) == pytest.approx(1.0) and float(edit.plan[0, 0]) == pytest.approx(2.0)
 
 
+def test_preview_render_keeps_the_draft_as_its_block_means(model):
+    """Since E87 the render keeps the draft: each 2x2 block of the 32-px render averages to the draft's pixel (up to
+    uint8 rounding, where no pixel clips), so the render shows what the draft showed; `keep_draft=False` is the free
+    SDEdit of before. `edit` takes the same constraint at any scale that tiles the frame (`keep_scale`)."""
+    kw = dict(frames=3, steps=3, resolution=32, preview_resolution=16, seed=3)
+    g = generate(model, "preview", **kw)
+    blocks = g.frames.reshape(1, 3, 16, 2, 16, 2, 3).astype(float)                          # (B, T, h, 2, w, 2, C)
+    inside = ((blocks > 0) & (blocks < 255)).all(axis=(3, 5))                               # (B, T, h, w, C)
+    assert inside.mean() > 0.5
+    gap = np.abs(blocks.mean(axis=(3, 5)) - g.preview)[inside]
+    assert gap.max() <= 1.0
+    free = generate(model, "preview", keep_draft=False, **kw)
+    assert np.array_equal(free.preview, g.preview)  # the same draft, rendered freely
+    assert np.abs(free.frames.reshape(blocks.shape).mean(axis=(3, 5)) - g.preview)[inside].mean() > 2 * gap.mean()
+    clip = np.repeat(np.repeat(g.preview, 2, 2), 2, 3)
+    wide = generate(model, "edit", clip=clip, steps=3, resolution=32, keep_scale=(2, 4)).frames
+    wide = wide.reshape(1, 3, 16, 2, 8, 4, 3).astype(float)
+    ok = ((wide > 0) & (wide < 255)).all(axis=(3, 5))
+    want = clip.reshape(wide.shape).astype(float).mean(axis=(3, 5))
+    assert np.abs(wide.mean(axis=(3, 5)) - want)[ok].max() <= 1.0
+    with pytest.raises(ConfigError, match="keep_scale"):
+        generate(model, "edit", clip=clip, steps=3, resolution=32, keep_scale=3)  # does not tile 32
+    with pytest.raises(ConfigError, match="keep_scale"):
+        generate(model, "t2v", frames=3, steps=3, keep_scale=2)
+    with pytest.raises(ConfigError) as e:
+        generate(model, "preview", preview_steps=0, **kw)  # not "the default": zero steps is a mistake
+    assert e.value.field == "preview_steps"
+
+
 def test_aspect_ratio_and_duration(tmp_path):
     from worldsim.models import build_model
     from worldsim.models.load import save_model

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from rollout_helpers import debug_weights
 
+import worldsim
 from worldsim.errors import ConfigError
 from worldsim.rollout import CEMConfig, CEMPlanner, MuJoCoDynamics, WorldModel, WorldModelDynamics, run_episode
 from worldsim.rollout.planner import PairedDynamics, plan_cost
@@ -71,6 +72,26 @@ def test_world_model_planner_keeps_a_lost_block_where_the_real_frames_last_showe
     assert red.any()
     hidden[red] = hidden[0, 0]
     assert np.allclose(dyn.observed(env, [obs, hidden])[1], seen)
+
+
+def test_world_model_particles_score_a_candidate_by_its_mean_over_independent_draws(tmp_path):
+    """`particles=P` imagines every candidate P times (one batch of N P rollouts) and returns the mean cost per
+    candidate: the same numbers as P repeated candidates imagined once, averaged."""
+    m = worldsim.load("push")  # the shipped model: its imagined blocks move, so costs differ by candidate and draw
+    env = SceneEnv("push", resolution=32, visibility=False)
+    obs, _ = env.reset(seed=1)
+    cfg = CEMConfig(horizon=2, repeat=2, population=3, elites=1, iterations=1, replan=2)
+    acts = np.random.default_rng(0).uniform(-1, 1, (3, 4, 2)).astype(np.float32)           # (N, T, A)
+    mean = WorldModelDynamics(m, seed=5, particles=3).costs(env, [obs], acts, cfg)
+    each = WorldModelDynamics(m, seed=5).costs(env, [obs], np.repeat(acts, 3, axis=0), cfg)   # (N P,)
+    env.close()
+    assert mean.shape == (3,)
+    np.testing.assert_allclose(mean, each.reshape(3, 3).mean(1))
+    assert not np.allclose(each.reshape(3, 3), mean[:, None])  # the draws differ: the mean is over real spread
+    with pytest.raises(ConfigError, match="particles"):
+        WorldModelDynamics(m, particles=0)
+    with pytest.raises(ConfigError, match="common_noise"):
+        WorldModelDynamics(m, particles=2, common_noise=True)
 
 
 def test_planner_acts_on_the_best_candidate_or_the_final_elite_mean():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from einops import reduce, repeat
 
 from worldsim.diffusion import plans as _plans
 from worldsim.diffusion.edm import Denoiser, per_frame
@@ -137,6 +138,27 @@ def tie_frames(denoiser: Denoiser, pairs: list[tuple[int, int]]) -> Denoiser:
         return d
 
     return tied
+
+
+def block_means(x: torch.Tensor, factor: tuple[int, int]) -> torch.Tensor:
+    """x (B, T, C, H, W) -> its fh x fw block means, spread back over each block (same shape)."""
+    fh, fw = factor
+    m = reduce(x, "b t c (h fh) (w fw) -> b t c h w", "mean", fh=fh, fw=fw)
+    return repeat(m, "b t c h w -> b t c (h fh) (w fw)", fh=fh, fw=fw)
+
+
+def keep_blocks(denoiser: Denoiser, reference: torch.Tensor, factor: tuple[int, int]) -> Denoiser:
+    """A denoiser whose estimates take their fh x fw block means from `reference` (B, T, C, H, W) and add only
+    detail within blocks (ILVR, Choi et al. 2021, applied to the estimate): the last step to sigma = 0 lands on an
+    estimate, so the sample's block means are the reference's. `preview` renders its draft this way, so the render
+    keeps what the draft shows; classifier-free guidance keeps them too (its terms differ by detail only)."""
+    coarse = block_means(reference, factor)
+
+    def kept(x, sigma, cond=None, **kwargs):
+        d = denoiser(x, sigma, cond, **kwargs)
+        return d - block_means(d, factor) + coarse
+
+    return kept
 
 
 SAMPLERS = {"euler": sample_euler, "heun": sample_heun, "euler_a": sample_euler_ancestral}

@@ -12,7 +12,7 @@ level 0 in every row of the plan: the samplers leave them bit-identical) and whe
 | `loop`            | none; frames 0 and T-1 tied           | `loop` + `tie_frames`               | bidirectional  |
 | `connect`         | first h = `head`, last t = `tail`     | `connect`                           | bidirectional  |
 | `edit` (SDEdit)   | none: `clip` noised to `sigma_start`  | `edit` (Meng et al. 2022)           | causal         |
-| `preview`         | a `t2v` draft at `preview_resolution`, upsampled, then `edit` at full size from σ = 1 | `preview` then `edit` | causal |
+| `preview`         | a `t2v` draft at `preview_resolution`, upsampled, then `edit` from σ = 1 keeping its block means | `preview` then `edit` | causal |
 
 Any mode takes per-frame `cameras` (multi-shot: a list of T camera names), `actions` (B, T, A), a `caption`,
 `params`, and classifier-free guidance scales per condition group (`guidance={"text": 3, "actions": 1.5}`).
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from worldsim.diffusion import plans
-from worldsim.diffusion.sampling import SAMPLERS, tie_frames
+from worldsim.diffusion.sampling import SAMPLERS, keep_blocks, tie_frames
 from worldsim.errors import ConfigError
 from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_frames, to_model
 
@@ -43,6 +43,10 @@ BIDIRECTIONAL = ("extend_backward", "loop", "connect")
 # MuJoCo's 32-px render of the same states (32.3 dB, 98% of balls kept; σ = 2 keeps 75% at 30.8 dB, below the
 # upsampled frame's 31.3 dB; docs/experiments.md, E33).
 SIGMA_START = {"edit": 2.0, "preview": 1.0}
+# `preview`'s draft takes this many times the render's steps: at half size a step costs a quarter of a full one, and
+# a 16-px draft of 4 Euler steps drew `collide`'s balls in 10% of frames, of 16 in 50% (MuJoCo: all); 16 steps there
+# take 2.4 s against the render's 6.5 s (docs/experiments.md, E87).
+PREVIEW_STEPS = 2
 
 
 @dataclass
@@ -87,12 +91,19 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
              sampler: str = "euler", batch: int = 1, seed: int = 0, image=None, clip=None, head=None, tail=None,
              caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
              guidance: dict[str, float] | None = None, sigma_start: float | None = None, preview_resolution=None,
-             preview_steps: int | None = None, progress: bool = False) -> Generation:
+             preview_steps: int | None = None, keep_scale: int | tuple[int, int] | None = None,
+             keep_draft: bool = True, progress: bool = False) -> Generation:
     """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
     `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`.
-    `sigma_start`: SDEdit's starting level for `edit` and `preview`'s render (default: `SIGMA_START[mode]`)."""
+    `sigma_start`: SDEdit's starting level for `edit` and `preview`'s render (default: `SIGMA_START[mode]`);
+    `preview_steps`: the draft's steps (default: `PREVIEW_STEPS` x `steps`).
+    `keep_scale` (`edit`): the edit keeps the clip's block means over blocks of that many pixels (`keep_blocks`)
+    and changes only the detail within them. `keep_draft` (`preview`): the render keeps the draft's pixels as its
+    block means (True, since E87) or is a free SDEdit of the upsampled draft (False, as before)."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
+    if keep_scale is not None and mode != "edit":
+        raise ConfigError(f"keep_scale applies to edit, not {mode}", field="keep_scale")
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:
@@ -105,8 +116,9 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         return _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params,
                      guidance, progress)
     if mode == "preview":
+        draft_steps = PREVIEW_STEPS * steps if preview_steps is None else check_steps(preview_steps, "preview_steps")
         return _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance,
-                        sigma_start, preview_resolution, preview_steps or max(1, steps // 2), progress)
+                        sigma_start, preview_resolution, draft_steps, keep_draft, progress)
     given_idx: list[int] = []
     tail_n = 0
     if mode == "i2v":
@@ -135,6 +147,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
             raise ConfigError(f"edit keeps the clip's length ({T} frames), got frames={frames}", field="frames")
         if not (np.isfinite(sigma_start) and sigma_start > 0):
             raise ConfigError(f"sigma_start must be > 0, got {sigma_start}", field="sigma_start")
+        keep_scale = _keep_scale(keep_scale, hw)
     else:
         known = None
         T = _frames(frames, 2 if mode == "loop" else 1)
@@ -150,7 +163,8 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
             x = kx.clone()
         else:
             x[:, given_idx] = kx
-    out = _sample(model, x, plan, mode, sampler, seed, caption, actions, cameras, params, guidance, progress)
+    anchor = (x.clone(), keep_scale) if mode == "edit" and keep_scale is not None else None
+    out = _sample(model, x, plan, mode, sampler, seed, caption, actions, cameras, params, guidance, progress, anchor)
     given = np.zeros(T, bool)
     given[given_idx] = True
     return Generation(to_frames(out), plan, given, mode)
@@ -164,8 +178,21 @@ def _frames(frames: int | None, minimum: int) -> int:
     return int(frames)
 
 
+def _keep_scale(keep_scale, hw: tuple[int, int]) -> tuple[int, int] | None:
+    """`keep_scale` as (fh, fw) blocks that tile the frame, or None."""
+    if keep_scale is None:
+        return None
+    f = (keep_scale, keep_scale) if isinstance(keep_scale, (int, np.integer)) else tuple(keep_scale)
+    if len(f) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in f) \
+            or hw[0] % f[0] or hw[1] % f[1]:
+        raise ConfigError(f"keep_scale must be a positive integer (or two) dividing the frame {hw}, got "
+                          f"{keep_scale!r}", field="keep_scale")
+    return int(f[0]), int(f[1])
+
+
 def _sample(model: WorldModel, x: torch.Tensor, plan: torch.Tensor, mode: str, sampler: str, seed: int, caption,
-            actions, cameras, params, guidance, progress: bool) -> torch.Tensor:
+            actions, cameras, params, guidance, progress: bool, anchor=None) -> torch.Tensor:
+    """`anchor` (reference (B, T, C, H, W), (fh, fw)): the sample keeps the reference's block means (`keep_blocks`)."""
     from tqdm.auto import tqdm
 
     B, T = x.shape[:2]
@@ -175,6 +202,8 @@ def _sample(model: WorldModel, x: torch.Tensor, plan: torch.Tensor, mode: str, s
     denoiser = model.denoiser
     if mode == "loop":
         denoiser = tie_frames(denoiser, [(0, T - 1)])
+    if anchor is not None:
+        denoiser = keep_blocks(denoiser, *anchor)
     extra = {"causal": False} if mode in BIDIRECTIONAL else None
     with tqdm(total=plan.shape[0] - 1, unit="step", desc=f"generate {mode}", disable=not progress) as bar:
         return SAMPLERS[sampler](denoiser, x0, plan, cond, guidance=guidance or None, extra_args=extra,
@@ -217,9 +246,10 @@ def _past(model, clip, frames, hw, steps, sampler, batch, seed, caption, actions
 
 
 def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, cameras, params, guidance, sigma_start,
-             preview_resolution, preview_steps, progress) -> Generation:
+             preview_resolution, preview_steps, keep_draft, progress) -> Generation:
     """Sora's "prototype at low resolution, then render at full size" with one model: a t2v draft on the smaller
-    grid, upsampled (nearest), then SDEdit at full size from `sigma_start` with the same seed and conditioning."""
+    grid, upsampled (nearest), then SDEdit at full size from `sigma_start` with the same seed and conditioning,
+    keeping the draft's pixels as the render's block means (`keep_draft`), so the render shows what the draft did."""
     if preview_resolution is None:
         smaller = [r for r in model.scene.resolutions if r[0] * r[1] < hw[0] * hw[1]]
         if not smaller:
@@ -234,5 +264,6 @@ def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, c
     up = np.repeat(np.repeat(draft.frames, hw[0] // lo[0], axis=2), hw[1] // lo[1], axis=3)
     final = generate(model, "edit", clip=up, resolution=hw, steps=steps, sampler=sampler, batch=batch, seed=seed,
                      caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,
-                     sigma_start=sigma_start, progress=progress)
+                     sigma_start=sigma_start, keep_scale=(hw[0] // lo[0], hw[1] // lo[1]) if keep_draft else None,
+                     progress=progress)
     return Generation(final.frames, final.plan, final.given, "preview", preview=draft.frames)

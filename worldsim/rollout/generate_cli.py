@@ -40,6 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="edit/preview: SDEdit's starting noise level (default: edit 2.0, preview 1.0)")
     p.add_argument("--resolution", type=int, nargs="+", default=None)
     p.add_argument("--preview-resolution", type=int, nargs="+", default=None)
+    p.add_argument("--preview-steps", type=int, default=None, help="preview: the draft's steps (default: 2 x --steps)")
+    p.add_argument("--keep-draft", action=argparse.BooleanOptionalAction, default=True,
+                   help="preview: the render keeps the draft as its block means (default), or renders it freely")
+    p.add_argument("--keep-scale", type=int, nargs="+", default=None,
+                   help="edit: keep the clip's block means over blocks of this many pixels (one or two numbers)")
     p.add_argument("--simulate", action="store_true", help="with --prompt: MuJoCo's video of the same parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
@@ -84,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
                  params=params if model.net.cfg.param_dim else None,
                  guidance={"text": args.guidance_text, "actions": args.guidance_actions},
                  sigma_start=args.sigma_start, preview_resolution=_hw(args.preview_resolution),
+                 preview_steps=args.preview_steps, keep_draft=args.keep_draft, keep_scale=_hw(args.keep_scale),
                  progress=not args.no_progress, **clips)
     extra = {"given": g.given, "plan": g.plan.numpy()}
     if g.preview is not None:

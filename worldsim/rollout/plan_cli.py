@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="execute the lowest-cost candidate seen, or the final elite mean (less lucky-draw bias)")
     p.add_argument("--common-noise", action="store_true",
                    help="imagine all candidates of a plan under one noise draw (common random numbers)")
+    p.add_argument("--particles", type=int, default=1,
+                   help="imagined rollouts per candidate, its cost their mean (world model only; compute x N)")
     p.add_argument("--steps", type=int, default=None,
                    help="denoising steps per imagined frame (default: the weights' own, 3 unless their file says)")
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
@@ -55,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
         model = WorldModel.load(args.model)
         model.check(scene=args.scene, resolution=res)
         dynamics = WorldModelDynamics(model, RolloutConfig(steps=args.steps), seed=args.seed,
-                                      common_noise=args.common_noise)
+                                      common_noise=args.common_noise, particles=args.particles)
         name = "world model"
     else:
         dynamics, name = MuJoCoDynamics(), "MuJoCo"
@@ -81,7 +83,9 @@ def main(args: argparse.Namespace) -> int:
 def _write_summary(args: argparse.Namespace, cfg, results: list[dict]) -> float:
     """Write summary.json for the episodes so far (atomically: a stopped run never leaves half a file); the rate."""
     rate = sum(r["success"] for r in results) / len(results)
-    summary = {"model": args.model or "mujoco", "scene": args.scene, "planner": vars(cfg), "success_rate": rate,
+    summary = {"model": args.model or "mujoco", "scene": args.scene, "planner": vars(cfg),
+               "imagination": {"particles": args.particles, "common_noise": args.common_noise, "steps": args.steps}
+               if args.model else None, "success_rate": rate,
                "episodes_planned": len(results), "episodes_asked": args.episodes, "episodes": results}
     tmp = args.out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))

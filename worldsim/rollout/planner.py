@@ -23,6 +23,7 @@ from typing import Protocol
 
 import mujoco
 import numpy as np
+from einops import rearrange
 
 from worldsim.errors import ConfigError
 from worldsim.sim.events import actuated_objects
@@ -130,12 +131,20 @@ class WorldModelDynamics:
     """A world model as the planner's model: all candidates imagined in one batched autoregressive rollout from the
     last real frames, positions read from the generated frames (worldsim/rollout/reward.py); an object a frame does
     not show keeps the position last read, starting from the real frames (`observed`). `common_noise`: all
-    candidates of a call share one noise draw (common random numbers), so their costs differ by their actions."""
+    candidates of a call share one noise draw (common random numbers), so their costs differ by their actions.
+    `particles`: each candidate is imagined that many times under independent draws and scored by the mean cost
+    (PETS's particles, Chua et al. 2018): one sampled rollout is a noisy cost, and CEM's minimum favours lucky draws."""
 
-    def __init__(self, model, config=None, context: int | None = None, seed: int = 0, common_noise: bool = False):
+    def __init__(self, model, config=None, context: int | None = None, seed: int = 0, common_noise: bool = False,
+                 particles: int = 1):
         from worldsim.rollout.autoregressive import RolloutConfig
 
-        self.model, self.common_noise = model, common_noise
+        if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
+            raise ConfigError(f"must be a positive integer, got {particles!r}", field="particles")
+        if common_noise and particles > 1:
+            raise ConfigError("particles of one candidate under one common draw would be the same rollout: give "
+                              "common_noise or particles > 1, not both", field="particles")
+        self.model, self.common_noise, self.particles = model, common_noise, particles
         self.config = config or RolloutConfig()
         self.context = context or max(1, model.scene.train_frames - 1)
         self.seed = seed
@@ -144,6 +153,8 @@ class WorldModelDynamics:
     def costs(self, env, history, actions, cfg) -> np.ndarray:
         from worldsim.rollout.autoregressive import Rollout
 
+        P = self.particles
+        actions = np.repeat(actions, P, axis=0)                                             # (N P, T, A)
         N, T, A = actions.shape
         frames = np.stack(history[-self.context:])                                          # (k, H, W, 3)
         ctx = np.broadcast_to(frames, (N, *frames.shape))
@@ -159,7 +170,8 @@ class WorldModelDynamics:
                 prev = self.reader.read(f, prev).pos
                 pos.append(prev)
         goal = env.data.site_xpos[env.scene.goal_site].copy()  # the goal is scenery: known from the episode
-        return plan_cost(np.stack(pos, 1), goal, env.scene, cfg.shaping, _reach(env))
+        cost = plan_cost(np.stack(pos, 1), goal, env.scene, cfg.shaping, _reach(env))           # (N P,)
+        return rearrange(cost, "(n p) -> n p", p=P).mean(1)
 
     def observed(self, env, history: list[np.ndarray]) -> np.ndarray:
         """(K, 3) each object's position read from the real frames so far, the latest frame that shows it: where an
