@@ -190,6 +190,8 @@ def test_preview_render_keeps_the_draft_as_its_block_means(model):
         generate(model, "edit", clip=clip, steps=3, resolution=32, keep_scale=3)  # does not tile 32
     with pytest.raises(ConfigError, match="keep_scale"):
         generate(model, "t2v", frames=3, steps=3, keep_scale=2)
+    with pytest.raises(ConfigError, match="keep_draft"):
+        generate(model, "t2v", frames=3, steps=3, keep_draft=False)
     with pytest.raises(ConfigError) as e:
         generate(model, "preview", preview_steps=0, **kw)  # not "the default": zero steps is a mistake
     assert e.value.field == "preview_steps"

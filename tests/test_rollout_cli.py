@@ -57,6 +57,10 @@ def test_plan_command_reports_success_rate(tmp_path, capsys):
     assert summary["episodes_planned"] == summary["episodes_asked"] == 1
     assert not (tmp_path / "summary.json.tmp").exists()
     assert (tmp_path / "episode000.mp4").exists()
+    assert summary["imagination"] is None  # MuJoCo's costs are exact: nothing imagined
+    assert main(["plan", "--out", str(tmp_path / "p"), "--particles", "4", "--no-progress"]) == 2
+    assert "--particles applies to a world model" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "summary.json").exists()
 
 
 def test_cli_errors_are_one_line(weights, tmp_path, capsys):

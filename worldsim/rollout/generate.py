@@ -104,6 +104,8 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     if keep_scale is not None and mode != "edit":
         raise ConfigError(f"keep_scale applies to edit, not {mode}", field="keep_scale")
+    if not keep_draft and mode != "preview":
+        raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:

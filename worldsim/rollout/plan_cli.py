@@ -60,6 +60,9 @@ def main(args: argparse.Namespace) -> int:
                                       common_noise=args.common_noise, particles=args.particles)
         name = "world model"
     else:
+        for flag, given in (("--particles", args.particles != 1), ("--common-noise", args.common_noise)):
+            if given:  # MuJoCo's costs are exact: one rollout each, no noise to share or average
+                raise ConfigError(f"{flag} applies to a world model: give --model", field=flag)
         dynamics, name = MuJoCoDynamics(), "MuJoCo"
     env = SceneEnv(args.scene, resolution=res, visibility=False)
     planner = CEMPlanner(dynamics, env.action_space.low, env.action_space.high, cfg, seed=args.seed)
