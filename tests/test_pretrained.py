@@ -50,10 +50,14 @@ RESPONSE = {"push": (9.5029, 1.2419)}  # MuJoCo parts them 16.8 px on the publis
 # The shipped occlusion model (E35) also connects two clips of one episode and extends a clip backward (`--probes
 # modes`, docs/results.md, "Generation modes"): the share of checks with the balls within 2 px of MuJoCo's, on
 # MODE_EPISODES fresh windows, measured at shipping with its standard error (`measure_modes()`); each must also beat
-# its naive reference (holding the nearest given frame; repeating the first given frame).
+# its naive reference (holding the nearest given frame; repeating the first given frame). The preview (E87: the
+# render keeps its draft) has no naive reference: the share of objects within 1 draft px between draft and render
+# must stay above its floor (before E87 the free render of a 4-step draft passed 36% on occlusion, 7% on collide).
 MODE_EPISODES = 8
 MODES = {("occlusion", "connect"): (0.8151, 0.0624, "nearest given frame"),
-         ("occlusion", "extend_backward"): (0.6427, 0.0776, "copy-first (the first given frame)")}
+         ("occlusion", "extend_backward"): (0.6427, 0.0776, "copy-first (the first given frame)"),
+         ("occlusion", "preview"): (0.8917, 0.0554, None),
+         ("collide", "preview"): (0.8427, 0.0236, None)}
 # The shipped collide model (E81) also carries its balls across cuts between its two cameras (`--probes consistency`,
 # docs/results.md, "Consistency probes"): on CUT_EPISODES fresh multi-shot episodes, the error (px) between each ball
 # after a cut and where the previous shot left it, and the share of checks where it lost the ball, measured at
@@ -204,7 +208,7 @@ def test_shipped_model_generation_modes_stay_above_their_floors(scene, mode, mod
     value, se, reference = MODES[(scene, mode)]
     scores = mode_scores[scene][mode]["scores"]
     got = scores["shipped"]["pass_rate"]["value"]
-    naive = scores[reference]["pass_rate"]["value"]
+    naive = scores[reference]["pass_rate"]["value"] if reference else -1.0
     bound = floor(value, se, True)
     assert got >= bound and got > naive, (scene, mode, got, bound, naive)
 

@@ -7,6 +7,8 @@
   frame's tokens through every weight, attention over the window) over this machine's measured fp32 matmul FLOP/s
   (`worldsim.bench.model.matmul_flops`), i.e. what the CPU could do if the model ran at matmul speed;
 - MuJoCo's own step+render frames/s (`SceneEnv`, push, no segmentation renders) at both sizes;
+- a preview's parts (`generate(mode="preview")`): the 16-px draft and the 32-px render that keeps it, in seconds,
+  beside a 32-px t2v of the render's steps (the draft is what a user waits for before deciding to render);
 - resident memory (psutil RSS) at step 1,000 and 10,000 of one long rollout (debug preset, 16x16, 2 steps per frame,
   window 3: the sliding window must keep it flat; goal: growth < 50 MB). `--quick`: steps 100 and 1,000.
 - re-emergence after occlusion vs the context window (`worldsim.rollout.reemergence_vs_window`), when trained
@@ -81,6 +83,32 @@ def mujoco_fps(res: int, frames: int) -> float:
     return fps
 
 
+def preview_seconds(batch: int, frames: int, steps: int = 8) -> dict[str, float]:
+    """Seconds of `generate`'s preview parts with the `tiny` preset trained (by its metadata) at 32 and 16 px: the
+    16-px draft (`PREVIEW_STEPS` x `steps`), the 32-px render that keeps it (SDEdit from σ = 1), and a 32-px t2v
+    of `steps` (what the preview stands in for)."""
+    from worldsim.models import build_model
+    from worldsim.rollout.generate import PREVIEW_STEPS, generate
+    from worldsim.rollout.model import WorldModel
+
+    torch.manual_seed(0)
+    net = build_model("tiny", action_dim=2, camera_classes=2)
+    meta = {"scene": {**SCENE, "resolution": [[32, 32], [16, 16]]}, "loss": {"edm": {}}, "model": {"preset": "tiny"}}
+    model = WorldModel(net, meta, source="<tiny>")
+
+    def timed(**kw) -> tuple[float, np.ndarray]:
+        t = time.perf_counter()
+        out = generate(model, batch=batch, **kw).frames
+        return time.perf_counter() - t, out
+
+    generate(model, "t2v", frames=2, resolution=16, steps=1)  # warm-up
+    draft_s, draft = timed(mode="t2v", frames=frames, resolution=16, steps=PREVIEW_STEPS * steps)
+    up = np.repeat(np.repeat(draft, 2, 2), 2, 3)
+    render_s, _ = timed(mode="edit", clip=up, resolution=32, steps=steps, sigma_start=1.0, keep_scale=2)
+    full_s, _ = timed(mode="t2v", frames=frames, resolution=32, steps=steps)
+    return {"draft": draft_s, "render": render_s, "t2v": full_s}
+
+
 def memory_growth(marks: tuple[int, int]) -> tuple[float, float]:
     """RSS (MB) after marks[0] and marks[1] steps of one long rollout."""
     import gc
@@ -116,6 +144,7 @@ def run(quick: bool = False, threads: int = 1) -> BenchReport:
 
 def _run(quick: bool) -> BenchReport:
     from worldsim.bench.model import matmul_flops
+    from worldsim.rollout.generate import PREVIEW_STEPS
 
     report = BenchReport("rollout")
     frames = {1: 8 if quick else 30, 16: 2 if quick else 6}
@@ -131,6 +160,12 @@ def _run(quick: bool) -> BenchReport:
             report.add(f"tiny {res}x{res} batch {batch} FLOP-bound limit", limit, "frames/s",
                        f"matmul {peak / 1e9:.0f} GFLOP/s")
         report.add(f"MuJoCo push step+render {res}x{res}", mujoco_fps(res, 50 if quick else 300), "frames/s")
+    batch, clip = (2, 8) if quick else (16, 16)
+    secs = preview_seconds(batch, clip)
+    report.add(f"preview: 16x16 draft ({PREVIEW_STEPS * 8} steps), batch {batch} x {clip} frames", secs["draft"], "s",
+               "32x32 t2v, 8 steps", secs["t2v"])
+    report.add(f"preview: 32x32 render keeping the draft (8 steps from sigma 1), batch {batch}", secs["render"], "s",
+               "32x32 t2v, 8 steps", secs["t2v"])
     marks = (100, 1000) if quick else (1000, 10000)
     a, b = memory_growth(marks)
     report.add(f"RSS at rollout step {marks[0]}", a, "MB")
