@@ -208,6 +208,19 @@ def test_motion_weight_scores_errors_on_moving_pixels_more_and_keeps_validation_
     assert D.loss(on_static, x, cfg=weighted, **kw) < D.loss(on_static, x, cfg=plain, **kw)
     past = D.LossConfig(motion_weight=20.0)  # the default mask, from the context: weighs the square's frames 2..7
     assert D.loss(on_moving, x, cfg=past, **kw) > 2 * D.loss(on_moving, x, cfg=plain, **kw)
+    # only clips given no context frame, if asked: clips given one keep the plain mean, the others are weighted
+    only = D.LossConfig(motion_weight=20.0, motion_mask="target", motion_clips="no_context")
+    both, first = ctx.clone(), ctx.clone()
+    both[:, 0] = True                                                                      # every clip given frame 0
+    first[0, 0] = True                                                                     # clip 0 only
+    given = dict(sigma=sig, noise=noise, context=both)
+    torch.testing.assert_close(D.loss(on_moving, x, cfg=only, **given), D.loss(on_moving, x, cfg=plain, **given))
+    torch.testing.assert_close(D.loss(on_moving, x, cfg=only, **kw), D.loss(on_moving, x, cfg=weighted, **kw))
+    mixed = dict(sigma=sig, noise=noise, context=first)
+    assert D.loss(on_moving, x, cfg=plain, **mixed) < D.loss(on_moving, x, cfg=only, **mixed) \
+        < D.loss(on_moving, x, cfg=weighted, **mixed)
+    with pytest.raises(ConfigError, match="motion_clips"):
+        D.LossConfig(motion_clips="context")
     # validation is the plain mean whatever the training weight
     assert torch.equal(D.fixed_grid_loss(on_moving, x, cfg=weighted), D.fixed_grid_loss(on_moving, x, cfg=plain))
     with pytest.raises(ConfigError, match="motion_weight"):
