@@ -33,13 +33,15 @@ GOAL_FPS = 10.0
 GOAL_GROWTH_MB = 50.0
 
 
-def _model(preset: str, res: int):
+def _model(preset: str, *resolutions: int):
+    """An untrained `preset` network whose metadata says it was trained at these square resolutions."""
     from worldsim.models import build_model
     from worldsim.rollout.model import WorldModel
 
     torch.manual_seed(0)
     net = build_model(preset, action_dim=2, camera_classes=2)
-    meta = {"scene": {**SCENE, "resolution": [[res, res]]}, "loss": {"edm": {}}, "model": {"preset": preset}}
+    meta = {"scene": {**SCENE, "resolution": [[r, r] for r in resolutions]}, "loss": {"edm": {}},
+            "model": {"preset": preset}}
     return WorldModel(net, meta, source=f"<{preset}>")
 
 
@@ -87,14 +89,9 @@ def preview_seconds(batch: int, frames: int, steps: int = 8) -> dict[str, float]
     """Seconds of `generate`'s preview parts with the `tiny` preset trained (by its metadata) at 32 and 16 px: the
     16-px draft (`PREVIEW_STEPS` x `steps`), the 32-px render that keeps it (SDEdit from σ = 1), and a 32-px t2v
     of `steps` (what the preview stands in for)."""
-    from worldsim.models import build_model
     from worldsim.rollout.generate import PREVIEW_STEPS, generate
-    from worldsim.rollout.model import WorldModel
 
-    torch.manual_seed(0)
-    net = build_model("tiny", action_dim=2, camera_classes=2)
-    meta = {"scene": {**SCENE, "resolution": [[32, 32], [16, 16]]}, "loss": {"edm": {}}, "model": {"preset": "tiny"}}
-    model = WorldModel(net, meta, source="<tiny>")
+    model = _model("tiny", 32, 16)
 
     def timed(**kw) -> tuple[float, np.ndarray]:
         t = time.perf_counter()

@@ -165,7 +165,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
             x = kx.clone()
         else:
             x[:, given_idx] = kx
-    anchor = (x.clone(), keep_scale) if mode == "edit" and keep_scale is not None else None
+    anchor = None if keep_scale is None else (x, keep_scale)  # edit only (checked above); the sampler leaves x as is
     out = _sample(model, x, plan, mode, sampler, seed, caption, actions, cameras, params, guidance, progress, anchor)
     given = np.zeros(T, bool)
     given[given_idx] = True
