@@ -160,6 +160,9 @@ def test_evaluate_reports_consistency_and_adherence(tmp_path):
     ev.figures["adherence"]["guidance_text"] = 4.0  # a guided run says so beside its scores
     _, guided = write(ev, tmp_path / "guided")
     assert "frames, caption guidance 4)</h2>" in guided.read_text()
+    ev.figures["adherence"]["rollout_after"] = 8  # and so does one whose samples were rolled out after 8 frames
+    _, rolled = write(ev, tmp_path / "rolled")
+    assert "caption guidance 4, frames after 8 rolled out)</h2>" in rolled.read_text()
 
 
 def test_heldout_episodes_draw_the_held_out_halves_and_the_table_has_every_metric(tmp_path):
@@ -194,3 +197,6 @@ def test_bad_probe_and_adherence_requests_are_refused(capsys, tmp_path):
     assert cli_main(["evaluate", "--scene", "collide", "--adherence", "2", "--guidance-text", "-1", "--episodes", "1",
                      "--out", str(tmp_path / "g")]) != 0
     assert "--guidance-text" in capsys.readouterr().err and not (tmp_path / "g").exists()
+    for extra in (["--adherence", "2", "--adherence-rollout-after", "32"], ["--adherence-rollout-after", "8"]):
+        assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1", "--out", str(tmp_path / "r")]) != 0
+        assert "--adherence-rollout-after" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -11,7 +11,7 @@ from rollout_helpers import debug_weights
 
 from worldsim.diffusion.edm import karras_sigmas
 from worldsim.errors import ConfigError, WeightsError
-from worldsim.rollout import MODES, WorldModel, generate, mode_plan
+from worldsim.rollout import MODES, Rollout, RolloutConfig, WorldModel, generate, mode_plan
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,25 @@ def test_t2v_depends_on_caption_actions_cameras_seed_and_guidance(model):
     shots = generate(model, "t2v", frames=4, steps=3, caption="a red ball", seed=0,
                      cameras=["front", "front", "tilted", "tilted"]).frames  # multi-shot: a cut at frame 2
     assert np.array_equal(shots[:, :2], base[:, :2]) and _differ(shots[:, 2:], base[:, 2:])  # causal: cut later
+
+
+def test_t2v_rolled_out_after_its_first_frames(model):
+    """rollout_after K: the first K frames are the K-frame t2v sample itself, the rest the cached rollout's next
+    frames from them under the same caption, guidance and seed; not the whole clip denoised together."""
+    kw = dict(steps=3, caption="a red ball", seed=0, guidance={"text": 2.0})
+    g = generate(model, "t2v", frames=5, rollout_after=2, **kw)
+    head = generate(model, "t2v", frames=2, **kw).frames
+    assert g.frames.shape == (1, 5, 16, 16, 3) and np.array_equal(g.frames[:, :2], head) and not g.given.any()
+    r = Rollout(model, head, text="a red ball", config=RolloutConfig(guidance={"text": 2.0}), seed=0)
+    assert np.array_equal(g.frames[:, 2:], r.run(horizon=3))
+    assert _differ(g.frames, generate(model, "t2v", frames=5, **kw).frames)
+    for bad in (0, 5, 2.5, True):
+        with pytest.raises(ConfigError, match="rollout_after"):
+            generate(model, "t2v", frames=5, rollout_after=bad)
+    with pytest.raises(ConfigError, match="rollout_after applies to t2v"):
+        generate(model, "loop", frames=5, rollout_after=2)
+    with pytest.raises(ConfigError, match="cameras"):
+        generate(model, "t2v", frames=5, rollout_after=2, cameras=["front"] * 4)
 
 
 def test_i2v_keeps_the_image_and_follows_it(model, clips):

@@ -47,6 +47,12 @@ def test_generate_command_with_prompt_and_simulation(weights, tmp_path, capsys):
     assert main(["generate", str(weights), "extend_backward", "--clip", str(tmp_path / "clip.npz"), "--frames", "4",
                  "--steps", "2", "--out", str(tmp_path), "--no-progress"]) == 0
     assert np.array_equal(np.load(tmp_path / "extend_backward.npz")["frames"][0, 2:], z["mujoco"][:2])
+    prompt = ["--prompt", "a red ball", "--steps", "2", "--no-progress", "--format", "gif"]
+    assert main(["generate", str(weights), "t2v", "--frames", "5", *prompt, "--out", str(tmp_path / "w")]) == 0
+    assert main(["generate", str(weights), "t2v", "--frames", "5", "--rollout-after", "3", *prompt,
+                 "--out", str(tmp_path / "r")]) == 0
+    whole, rolled = (np.load(tmp_path / d / "t2v.npz")["frames"] for d in ("w", "r"))
+    assert rolled.shape == whole.shape == (1, 5, 16, 16, 3) and not np.array_equal(rolled[:, 3:], whole[:, 3:])
 
 
 def test_plan_command_reports_success_rate(tmp_path, capsys):

@@ -208,11 +208,12 @@ def score(video: np.ndarray, scene: str, expansion, k=None, e=None) -> float:
 
 
 def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, frames: int = FRAMES,
-        n_resamples: int = 2000, guidance_text: float = 1.0) -> dict:
+        n_resamples: int = 2000, guidance_text: float = 1.0, rollout_after: int | None = None) -> dict:
     """Score `n` prompts (the scene's fixed set, cycled, each expanded with its own seed): MuJoCo's video of the
     expansion (oracle), MuJoCo's video of another prompt's expansion (a mismatched reference) and, when the
     predictor wraps a world model with text conditioning, its `generate(..., mode="t2v")` sample, with classifier-free
-    guidance on the caption at `guidance_text` (1: none)."""
+    guidance on the caption at `guidance_text` (1: none); `rollout_after` K: its first K frames denoised together,
+    the rest rolled out (`generate`'s option; None: the whole clip together)."""
     from worldsim.errors import ConfigError
     from worldsim.eval.stats import bootstrap_mean
     from worldsim.rollout.prompts import expand
@@ -236,9 +237,10 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,
                          caption=x.caption, params=[x.params],
-                         guidance={"text": guidance_text} if guidance_text != 1.0 else None)
+                         guidance={"text": guidance_text} if guidance_text != 1.0 else None,
+                         rollout_after=rollout_after)
             vids.append(np.asarray(getattr(g, "frames", g))[0])
         scores[predictor.name] = [score(v, scene, x, kk, ee) for v, x in zip(vids, exps)]
-    return {"prompts": texts, "frames": frames, "guidance_text": guidance_text,
+    return {"prompts": texts, "frames": frames, "guidance_text": guidance_text, "rollout_after": rollout_after,
             "scores": {k: bootstrap_mean(np.asarray(v, float), n_resamples=n_resamples, seed=seed).to_json()
                        for k, v in scores.items()}}

@@ -65,6 +65,7 @@ class EvalConfig:
     context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
     guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
     guidance_text: float = 1.0  # classifier-free guidance scale of the captions of the adherence samples (1: none)
+    adherence_rollout_after: int | None = None  # adherence samples: first K frames together, the rest rolled out
 
 
 @dataclass
@@ -173,6 +174,14 @@ def _validate(cfg: EvalConfig) -> None:
         raise ConfigError(f"must be >= 0, got {cfg.adherence}", field="--adherence")
     if not np.isfinite(cfg.guidance_text) or cfg.guidance_text < 0:
         raise ConfigError(f"must be finite and >= 0, got {cfg.guidance_text}", field="--guidance-text")
+    if cfg.adherence_rollout_after is not None:
+        from worldsim.eval.adherence import FRAMES
+
+        if not cfg.adherence:
+            raise ConfigError("applies to --adherence's samples; give --adherence N", field="--adherence-rollout-after")
+        if not 1 <= cfg.adherence_rollout_after < FRAMES:
+            raise ConfigError(f"must be in [1, {FRAMES - 1}] frames, got {cfg.adherence_rollout_after}",
+                              field="--adherence-rollout-after")
     if cfg.adherence:
         from worldsim.eval.adherence import PROMPTS
 
@@ -319,7 +328,8 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
 
         figures["adherence"] = adherence.run(cfg.scene, predictor, n=cfg.adherence, seed=cfg.seed,
                                              resolution=cfg.resolution, n_resamples=cfg.bootstrap,
-                                             guidance_text=cfg.guidance_text)
+                                             guidance_text=cfg.guidance_text,
+                                             rollout_after=cfg.adherence_rollout_after)
     return Evaluation(cfg, figures, episodes, rollouts, predictor.name, mode_examples)
 
 
@@ -404,6 +414,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance-text", type=float, default=d.guidance_text,
                    help="classifier-free guidance scale of the captions of --adherence's text->video samples; 1 is "
                         "none (default: %(default)s)")
+    p.add_argument("--adherence-rollout-after", type=int, default=d.adherence_rollout_after,
+                   help="--adherence's samples: denoise the first K frames together and roll the rest out (default: "
+                        "the whole clip together)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 
@@ -441,7 +454,7 @@ def main(args: argparse.Namespace) -> int:
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
                          guidance_actions=args.guidance_actions, guidance_text=args.guidance_text,
-                         mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
+                         adherence_rollout_after=args.adherence_rollout_after, mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)
         written.append(js)

@@ -294,6 +294,8 @@ def render_html(evaluation) -> str:
         a = fig["adherence"]
         rows = "".join(f"<tr><td>{e(n)}</td><td>{_fmt(v)}</td></tr>" for n, v in a["scores"].items())
         guided = f", caption guidance {a['guidance_text']:g}" if a.get("guidance_text", 1.0) != 1.0 else ""
+        if a.get("rollout_after"):
+            guided += f", frames after {a['rollout_after']} rolled out"
         parts.append(f"<h2>Prompt adherence ({len(a['prompts'])} prompts, {a['frames']} frames{guided})</h2><table><tr>"
                      f"<th>video</th><th>adherence (%)</th></tr>{rows}</table>")
     # provenance

@@ -34,6 +34,7 @@ import torch
 from worldsim.diffusion import plans
 from worldsim.diffusion.sampling import SAMPLERS, keep_blocks, tie_frames
 from worldsim.errors import ConfigError
+from worldsim.rollout.autoregressive import Rollout, RolloutConfig
 from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_frames, to_model
 
 MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
@@ -92,20 +93,27 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
              caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
              guidance: dict[str, float] | None = None, sigma_start: float | None = None, preview_resolution=None,
              preview_steps: int | None = None, keep_scale: int | tuple[int, int] | None = None,
-             keep_draft: bool = True, progress: bool = False) -> Generation:
+             keep_draft: bool = True, rollout_after: int | None = None, progress: bool = False) -> Generation:
     """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
     `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`.
     `sigma_start`: SDEdit's starting level for `edit` and `preview`'s render (default: `SIGMA_START[mode]`);
     `preview_steps`: the draft's steps (default: `PREVIEW_STEPS` x `steps`).
     `keep_scale` (`edit`): the edit keeps the clip's block means over blocks of that many pixels (`keep_blocks`)
     and changes only the detail within them. `keep_draft` (`preview`): the render keeps the draft's pixels as its
-    block means (True, since E87) or is a free SDEdit of the upsampled draft (False, as before)."""
+    block means (True, since E87) or is a free SDEdit of the upsampled draft (False, as before).
+    `rollout_after` K (`t2v`): only the first K frames are denoised together; the rest are rolled out one frame at a
+    time under the same conditioning and guidance, with the weights' own steps (E90: motion the clip's start sets)."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     if keep_scale is not None and mode != "edit":
         raise ConfigError(f"keep_scale applies to edit, not {mode}", field="keep_scale")
     if not keep_draft and mode != "preview":
         raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
+    if rollout_after is not None:
+        if mode != "t2v":
+            raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
+        return _text_then_rollout(model, _frames(frames, 2), rollout_after, steps, sampler, batch, seed,
+                                  resolution, caption, actions, cameras, params, guidance, progress)
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:
@@ -170,6 +178,35 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     given = np.zeros(T, bool)
     given[given_idx] = True
     return Generation(to_frames(out), plan, given, mode)
+
+
+def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch, seed, resolution, caption,
+                       actions, cameras, params, guidance, progress: bool) -> Generation:
+    """`t2v` with `rollout_after` = k: the first k frames denoised together from the conditioning, the other
+    frames rolled out one at a time after them (a KV-cached `Rollout` with the weights' own steps, the same caption,
+    parameters, guidance and sampler). Whole 32-frame `collide` clips denoised together barely move their balls
+    (2-4 px where MuJoCo's travel 10); the rollout carries on the motion its first frames set (E90)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < frames:
+        raise ConfigError(f"rollout_after must be a whole number of frames in [1, {frames - 1}], got {k!r}",
+                          field="rollout_after")
+    k = int(k)
+    if not model.net.cfg.causal:
+        raise ConfigError("rollout_after needs a frame-causal model (causal=True)", source=model.source,
+                          field="model.config.causal")
+    acts = None if actions is None else model.check_actions(actions, batch, frames)         # (B, T, A)
+    cams = cameras if cameras is None or isinstance(cameras, str) else list(cameras)
+    if isinstance(cams, list) and len(cams) != frames:
+        raise ConfigError(f"cameras names {len(cams)} frames for {frames}", field="cameras")
+    head = generate(model, "t2v", frames=k, resolution=resolution, steps=steps, sampler=sampler, batch=batch,
+                    seed=seed, caption=caption, actions=None if acts is None else acts[:, :k],
+                    cameras=cams[:k] if isinstance(cams, list) else cams, params=params, guidance=guidance,
+                    progress=progress)
+    r = Rollout(model, head.frames, actions=None if acts is None else acts[:, :k],
+                cameras=cams[:k] if isinstance(cams, list) else cams, params=params, text=caption,
+                config=RolloutConfig(sampler=sampler, guidance=guidance or {}), seed=seed)
+    rest = [r.step(None if acts is None else acts[:, t], camera=cams[t] if isinstance(cams, list) else None)
+            for t in range(k, frames)]                                                  # (B, H, W, 3) each
+    return Generation(np.concatenate([head.frames, np.stack(rest, 1)], 1), head.plan, np.zeros(frames, bool), "t2v")
 
 
 def _frames(frames: int | None, minimum: int) -> int:

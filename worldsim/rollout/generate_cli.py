@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="preview: the render keeps the draft as its block means (default), or renders it freely")
     p.add_argument("--keep-scale", type=int, nargs="+", default=None,
                    help="edit: keep the clip's block means over blocks of this many pixels (one or two numbers)")
+    p.add_argument("--rollout-after", type=int, default=None,
+                   help="t2v: denoise only the first K frames together and roll the rest out (E90: 8 for collide)")
     p.add_argument("--simulate", action="store_true", help="with --prompt: MuJoCo's video of the same parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
@@ -90,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
                  guidance={"text": args.guidance_text, "actions": args.guidance_actions},
                  sigma_start=args.sigma_start, preview_resolution=_hw(args.preview_resolution),
                  preview_steps=args.preview_steps, keep_draft=args.keep_draft, keep_scale=_hw(args.keep_scale),
-                 progress=not args.no_progress, **clips)
+                 rollout_after=args.rollout_after, progress=not args.no_progress, **clips)
     extra = {"given": g.given, "plan": g.plan.numpy()}
     if g.preview is not None:
         extra["preview"] = g.preview
