@@ -198,5 +198,6 @@ def test_bad_probe_and_adherence_requests_are_refused(capsys, tmp_path):
                      "--out", str(tmp_path / "g")]) != 0
     assert "--guidance-text" in capsys.readouterr().err and not (tmp_path / "g").exists()
     for extra in (["--adherence", "2", "--adherence-rollout-after", "32"], ["--adherence-rollout-after", "8"]):
-        assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1", "--out", str(tmp_path / "r")]) != 0
+        assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1",
+                         "--out", str(tmp_path / "r")]) != 0
         assert "--adherence-rollout-after" in capsys.readouterr().err and not (tmp_path / "r").exists()

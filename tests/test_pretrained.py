@@ -52,7 +52,8 @@ RESPONSE = {"push": (9.5029, 1.2419)}  # MuJoCo parts them 16.8 px on the publis
 # MODE_EPISODES fresh windows, measured at shipping with its standard error (`measure_modes()`); each must also beat
 # its naive reference (holding the nearest given frame; repeating the first given frame). The preview (E87: the
 # render keeps its draft) has no naive reference: the share of objects within 1 draft px between draft and render
-# must stay above its floor (before E87 the free render of a 4-step draft passed 36% on occlusion, 7% on collide, E81).
+# must stay above its floor (before E87 the free render of a 4-step draft passed 36% on occlusion, 7% on E81's
+# collide).
 MODE_EPISODES = 8
 MODES = {("occlusion", "connect"): (0.8151, 0.0624, "nearest given frame"),
          ("occlusion", "extend_backward"): (0.6427, 0.0776, "copy-first (the first given frame)"),

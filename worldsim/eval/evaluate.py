@@ -454,7 +454,8 @@ def main(args: argparse.Namespace) -> int:
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
                          guidance_actions=args.guidance_actions, guidance_text=args.guidance_text,
-                         adherence_rollout_after=args.adherence_rollout_after, mode_steps=args.mode_steps, probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
+                         adherence_rollout_after=args.adherence_rollout_after, mode_steps=args.mode_steps,
+                         probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)
         written.append(js)
