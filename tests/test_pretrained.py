@@ -82,8 +82,8 @@ def floor(value: float, se: float, higher_is_better: bool) -> float:
 
 def short_evaluation(scene: str) -> dict:
     """At the model's first training resolution (32 px for every shipped scene), with the Euler steps per frame its
-    file records (collide: 2, E81 and E91; occlusion: 4; the others none, so 3) and the action-response probe for the scenes
-    in RESPONSE."""
+    file records (collide: 2, E81 and E91; occlusion: 4; the others none, so 3) and the action-response probe for
+    the scenes in RESPONSE."""
     height, width = worldsim.load(scene).scene.resolutions[0]
     assert height == width, "EvalConfig scores square frames"
     cfg = EvalConfig(scene=scene, model=str(pretrained.path(scene)), episodes=EPISODES, horizon=16, context=4,
