@@ -197,12 +197,12 @@ def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch,
     cams = cameras if cameras is None or isinstance(cameras, str) else list(cameras)
     if isinstance(cams, list) and len(cams) != frames:
         raise ConfigError(f"cameras names {len(cams)} frames for {frames}", field="cameras")
+    head_acts = None if acts is None else acts[:, :k]
+    head_cams = cams[:k] if isinstance(cams, list) else cams
     head = generate(model, "t2v", frames=k, resolution=resolution, steps=steps, sampler=sampler, batch=batch,
-                    seed=seed, caption=caption, actions=None if acts is None else acts[:, :k],
-                    cameras=cams[:k] if isinstance(cams, list) else cams, params=params, guidance=guidance,
-                    progress=progress)
-    r = Rollout(model, head.frames, actions=None if acts is None else acts[:, :k],
-                cameras=cams[:k] if isinstance(cams, list) else cams, params=params, text=caption,
+                    seed=seed, caption=caption, actions=head_acts, cameras=head_cams, params=params,
+                    guidance=guidance, progress=progress)
+    r = Rollout(model, head.frames, actions=head_acts, cameras=head_cams, params=params, text=caption,
                 config=RolloutConfig(sampler=sampler, guidance=guidance or {}), seed=seed)
     rest = [r.step(None if acts is None else acts[:, t], camera=cams[t] if isinstance(cams, list) else None)
             for t in range(k, frames)]                                                  # (B, H, W, 3) each
