@@ -49,7 +49,8 @@ def main() -> None:
         head = a.rollout_after or adherence.FRAMES
         guidance = {"text": a.text_guidance} if a.text_guidance != 1 else None
         g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=x.caption,
-                     params=[x.params], steps=a.steps, sampler=a.sampler, guidance=guidance)
+                     params=[x.params], steps=a.steps, sampler=a.sampler, guidance=guidance,
+                     rollout_after=head)  # rolled out below, whatever the weights record
         video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
         if head < adherence.FRAMES:
             r = Rollout(model, video[None], text=x.caption, params=[x.params], seed=i,

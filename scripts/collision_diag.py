@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--text-guidance", type=float, default=4.0, help="1: none")
     ap.add_argument("--steps", type=int, default=8, help="generate's default")
-    ap.add_argument("--rollout-after", type=int, default=None, help="None: the whole clip denoised together")
+    ap.add_argument("--rollout-after", type=int, default=None,
+                    help="default: the weights' own record (else the whole clip together)")
     a = ap.parse_args()
     model = WorldModel.load(a.model)
     spec = get_scene("collide").spec

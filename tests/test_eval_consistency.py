@@ -197,7 +197,7 @@ def test_bad_probe_and_adherence_requests_are_refused(capsys, tmp_path):
     assert cli_main(["evaluate", "--scene", "collide", "--adherence", "2", "--guidance-text", "-1", "--episodes", "1",
                      "--out", str(tmp_path / "g")]) != 0
     assert "--guidance-text" in capsys.readouterr().err and not (tmp_path / "g").exists()
-    for extra in (["--adherence", "2", "--adherence-rollout-after", "32"], ["--adherence-rollout-after", "8"]):
+    for extra in (["--adherence", "2", "--adherence-rollout-after", "0"], ["--adherence-rollout-after", "8"]):
         assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1",
                          "--out", str(tmp_path / "r")]) != 0
         assert "--adherence-rollout-after" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -68,13 +68,35 @@ def test_t2v_rolled_out_after_its_first_frames(model):
     r = Rollout(model, head, text="a red ball", config=RolloutConfig(guidance={"text": 2.0}), seed=0)
     assert np.array_equal(g.frames[:, 2:], r.run(horizon=3))
     assert _differ(g.frames, generate(model, "t2v", frames=5, **kw).frames)
-    for bad in (0, 5, 2.5, True):
+    for bad in (0, -1, 2.5, True):
         with pytest.raises(ConfigError, match="rollout_after"):
             generate(model, "t2v", frames=5, rollout_after=bad)
+    np.testing.assert_array_equal(generate(model, "t2v", frames=5, rollout_after=5, **kw).frames,
+                                  generate(model, "t2v", frames=5, **kw).frames)  # K >= frames: the whole clip
     with pytest.raises(ConfigError, match="rollout_after applies to t2v"):
         generate(model, "loop", frames=5, rollout_after=2)
     with pytest.raises(ConfigError, match="cameras"):
         generate(model, "t2v", frames=5, rollout_after=2, cameras=["front"] * 4)
+
+
+def test_weights_record_their_t2v_rollout(model, tmp_path):
+    """A file that records `sampler.rollout_after` (`worldsim export --rollout-after`) samples t2v so by default;
+    the caller's K wins, K >= frames is the whole clip, and preview's draft stays whole."""
+    from worldsim.training.export import export_weights
+
+    path = export_weights(model.source, tmp_path / "after2.safetensors", rollout_after=2)
+    rolled = WorldModel.load(path)
+    assert rolled.rollout_after == 2 and model.rollout_after is None and rolled.steps == model.steps
+    kw = dict(steps=3, caption="a red ball", seed=0)
+    got = generate(rolled, "t2v", frames=5, **kw).frames
+    np.testing.assert_array_equal(got, generate(model, "t2v", frames=5, rollout_after=2, **kw).frames)
+    whole = generate(model, "t2v", frames=5, **kw).frames
+    assert _differ(got, whole)
+    np.testing.assert_array_equal(generate(rolled, "t2v", frames=5, rollout_after=5, **kw).frames, whole)
+    np.testing.assert_array_equal(generate(rolled, "t2v", frames=2, **kw).frames,
+                                  generate(model, "t2v", frames=2, **kw).frames)  # no longer than K: whole
+    pv = dict(frames=4, resolution=32, preview_resolution=16, **kw)
+    np.testing.assert_array_equal(generate(rolled, "preview", **pv).preview, generate(model, "preview", **pv).preview)
 
 
 def test_i2v_keeps_the_image_and_follows_it(model, clips):

@@ -180,7 +180,8 @@ def test_weights_carry_their_default_steps(model, push_weights, tmp_path):
     np.testing.assert_array_equal(rollout(two, ctx, a, config=RolloutConfig(steps=3), seed=1),
                                   rollout(model, ctx, a, seed=1))  # the caller's steps win
     assert Rollout(two, ctx).config.steps == 2 and RolloutConfig().resolved(model).steps == 3
-    for bad, field in (({"steps": 0}, "sampler.steps"), ({"steps": "2"}, "sampler.steps"), ({"step": 2}, "sampler")):
+    for bad, field in (({"steps": 0}, "sampler.steps"), ({"steps": "2"}, "sampler.steps"), ({"step": 2}, "sampler"),
+                       ({"steps": 2, "rollout_after": 0}, "sampler.rollout_after")):
         path = save_weights(tmp_path / "bad.safetensors", tensors, {**meta, "sampler": bad})
         with pytest.raises(WeightsError) as e:
             WorldModel.load(path)

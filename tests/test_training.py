@@ -225,6 +225,15 @@ def test_export_command_reproduces_the_end_of_run_export(store, tmp_path, run_cl
     assert h4.keys() == h.keys() and all(h4[k].dtype == h[k].dtype and torch.equal(h4[k], h[k]) for k in h)
     keep = run_cli("export", str(tmp_path / "half.safetensors"), "--out", str(tmp_path / "kept.safetensors"))
     assert keep.returncode == 0 and read_meta(tmp_path / "kept.safetensors")["sampler"] == {"steps": 4}, keep.stderr
+    # t2v's rollout_after is recorded beside the steps, and each is kept when only the other is given
+    after8 = run_cli("export", str(tmp_path / "kept.safetensors"), "--out", str(tmp_path / "kept.safetensors"),
+                     "--rollout-after", "8")
+    assert after8.returncode == 0, after8.stderr
+    assert read_meta(tmp_path / "kept.safetensors")["sampler"] == {"steps": 4, "rollout_after": 8}
+    bad = run_cli("export", str(tmp_path / "kept.safetensors"), "--out", str(tmp_path / "y.safetensors"),
+                  "--rollout-after", "0")
+    assert bad.returncode != 0 and "--rollout-after" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "y.safetensors").exists()
     torn_w = tmp_path / "torn.safetensors"
     torn_w.write_bytes((tmp_path / "half.safetensors").read_bytes()[:-100])
     res = run_cli("export", str(torn_w), "--out", str(tmp_path / "x.safetensors"), "--steps", "2")

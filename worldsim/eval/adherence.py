@@ -213,7 +213,8 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
     expansion (oracle), MuJoCo's video of another prompt's expansion (a mismatched reference) and, when the
     predictor wraps a world model with text conditioning, its `generate(..., mode="t2v")` sample, with classifier-free
     guidance on the caption at `guidance_text` (1: none); `rollout_after` K: its first K frames denoised together,
-    the rest rolled out (`generate`'s option; None: the whole clip together)."""
+    the rest rolled out (`generate`'s option; None: the weights' own record, else the whole clip). The result
+    records the K the samples were made with (None: whole clips)."""
     from worldsim.errors import ConfigError
     from worldsim.eval.stats import bootstrap_mean
     from worldsim.rollout.prompts import expand
@@ -230,9 +231,12 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
               "mujoco, another prompt": [score(oracle[(i + 1) % n], scene, x, kk, ee) if n > 1 else np.nan
                                          for i, x in enumerate(exps)]}
     model = getattr(predictor, "model", None)
+    made_after = None
     if model is not None and getattr(getattr(model, "net", None), "cfg", None) is not None and model.net.cfg.text:
         from worldsim.rollout.generate import generate
 
+        k = model.rollout_after if rollout_after is None else rollout_after
+        made_after = k if k is not None and k < frames else None
         vids = []
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,
@@ -241,6 +245,6 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
                          rollout_after=rollout_after)
             vids.append(np.asarray(getattr(g, "frames", g))[0])
         scores[predictor.name] = [score(v, scene, x, kk, ee) for v, x in zip(vids, exps)]
-    return {"prompts": texts, "frames": frames, "guidance_text": guidance_text, "rollout_after": rollout_after,
+    return {"prompts": texts, "frames": frames, "guidance_text": guidance_text, "rollout_after": made_after,
             "scores": {k: bootstrap_mean(np.asarray(v, float), n_resamples=n_resamples, seed=seed).to_json()
                        for k, v in scores.items()}}

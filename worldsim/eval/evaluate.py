@@ -65,7 +65,7 @@ class EvalConfig:
     context_sigma: float = 0.0  # noise level its own context frames are shown at (GameNGen)
     guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
     guidance_text: float = 1.0  # classifier-free guidance scale of the captions of the adherence samples (1: none)
-    adherence_rollout_after: int | None = None  # adherence samples: first K frames together, the rest rolled out
+    adherence_rollout_after: int | None = None  # adherence samples: first K frames together (None: the weights')
 
 
 @dataclass
@@ -179,9 +179,9 @@ def _validate(cfg: EvalConfig) -> None:
 
         if not cfg.adherence:
             raise ConfigError("applies to --adherence's samples; give --adherence N", field="--adherence-rollout-after")
-        if not 1 <= cfg.adherence_rollout_after < FRAMES:
-            raise ConfigError(f"must be in [1, {FRAMES - 1}] frames, got {cfg.adherence_rollout_after}",
-                              field="--adherence-rollout-after")
+        if cfg.adherence_rollout_after < 1:
+            raise ConfigError(f"must be >= 1 frame ({FRAMES} or more: the whole clip together), got "
+                              f"{cfg.adherence_rollout_after}", field="--adherence-rollout-after")
     if cfg.adherence:
         from worldsim.eval.adherence import PROMPTS
 
@@ -416,7 +416,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "none (default: %(default)s)")
     p.add_argument("--adherence-rollout-after", type=int, default=d.adherence_rollout_after,
                    help="--adherence's samples: denoise the first K frames together and roll the rest out (default: "
-                        "the whole clip together)")
+                        "the weights' record, else the whole clip; 32 or more: the whole clip together)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 

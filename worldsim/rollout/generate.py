@@ -21,7 +21,9 @@ Bidirectional modes pass `causal=False` to the network; they are in distribution
 `time_reversal`) extend backward as they roll out forward: the given frames played backward are the context of a
 rollout told that time runs backward, one frame at a time with a KV cache, and the frames it makes, played
 forward again, are the past. Any resolution the weights were trained at, any number of frames (positions are
-relative: RoPE in time).
+relative: RoPE in time). Weights may record that their `t2v` clips denoise only their first K frames together and
+roll the rest out (`worldsim export --rollout-after K`): a whole long clip from text moves `collide`'s balls at
+half their speed, the rollout at MuJoCo's (docs/experiments.md, E90).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from worldsim.diffusion import plans
 from worldsim.diffusion.sampling import SAMPLERS, keep_blocks, tie_frames
 from worldsim.errors import ConfigError
 from worldsim.rollout.autoregressive import Rollout, RolloutConfig
-from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_frames, to_model
+from worldsim.rollout.model import WorldModel, check_guidance, check_rollout_after, check_steps, to_frames, to_model
 
 MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
 BIDIRECTIONAL = ("extend_backward", "loop", "connect")
@@ -102,18 +104,21 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     and changes only the detail within them. `keep_draft` (`preview`): the render keeps the draft's pixels as its
     block means (True, since E87) or is a free SDEdit of the upsampled draft (False, as before).
     `rollout_after` K (`t2v`): only the first K frames are denoised together; the rest are rolled out one frame at a
-    time under the same conditioning and guidance, with the weights' own steps (E90: motion the clip's start sets)."""
+    time under the same conditioning and guidance, with the weights' own steps (E90: motion the clip's start sets).
+    None: the weights' own K (`WorldModel.rollout_after`, recorded by `worldsim export --rollout-after`), else the
+    whole clip; a K of at least `frames` denoises the whole clip together."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     if keep_scale is not None and mode != "edit":
         raise ConfigError(f"keep_scale applies to edit, not {mode}", field="keep_scale")
     if not keep_draft and mode != "preview":
         raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
-    if rollout_after is not None:
-        if mode != "t2v":
-            raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
-        return _text_then_rollout(model, _frames(frames, 2), rollout_after, steps, sampler, batch, seed,
-                                  resolution, caption, actions, cameras, params, guidance, progress)
+    if rollout_after is not None and mode != "t2v":
+        raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
+    k = check_rollout_after(rollout_after) if rollout_after is not None else model.rollout_after
+    if mode == "t2v" and k is not None and _frames(frames, 1) > k:
+        return _text_then_rollout(model, _frames(frames, 1), k, steps, sampler, batch, seed, resolution, caption,
+                                  actions, cameras, params, guidance, progress)
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:
@@ -186,10 +191,6 @@ def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch,
     frames rolled out one at a time after them (a KV-cached `Rollout` with the weights' own steps, the same caption,
     parameters, guidance and sampler). Whole 32-frame `collide` clips denoised together barely move their balls
     (2-4 px where MuJoCo's travel 10); the rollout carries on the motion its first frames set (E90)."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < frames:
-        raise ConfigError(f"rollout_after must be a whole number of frames in [1, {frames - 1}], got {k!r}",
-                          field="rollout_after")
-    k = int(k)
     if not model.net.cfg.causal:
         raise ConfigError("rollout_after needs a frame-causal model (causal=True)", source=model.source,
                           field="model.config.causal")
@@ -201,7 +202,7 @@ def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch,
     head_cams = cams[:k] if isinstance(cams, list) else cams
     head = generate(model, "t2v", frames=k, resolution=resolution, steps=steps, sampler=sampler, batch=batch,
                     seed=seed, caption=caption, actions=head_acts, cameras=head_cams, params=params,
-                    guidance=guidance, progress=progress)
+                    guidance=guidance, rollout_after=k, progress=progress)  # k frames: denoised whole
     r = Rollout(model, head.frames, actions=head_acts, cameras=head_cams, params=params, text=caption,
                 config=RolloutConfig(sampler=sampler, guidance=guidance or {}), seed=seed)
     rest = [r.step(None if acts is None else acts[:, t], camera=cams[t] if isinstance(cams, list) else None)
@@ -299,7 +300,7 @@ def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, c
         raise ConfigError(f"the full size {hw} must be a whole multiple of the preview's {lo}", field="preview_resolution")
     draft = generate(model, "t2v", frames=frames, resolution=lo, steps=preview_steps, sampler=sampler, batch=batch,
                      seed=seed, caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,
-                     progress=progress)
+                     rollout_after=_frames(frames, 1), progress=progress)  # the draft: whole (E87)
     up = np.repeat(np.repeat(draft.frames, hw[0] // lo[0], axis=2), hw[1] // lo[1], axis=3)
     final = generate(model, "edit", clip=up, resolution=hw, steps=steps, sampler=sampler, batch=batch, seed=seed,
                      caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-scale", type=int, nargs="+", default=None,
                    help="edit: keep the clip's block means over blocks of this many pixels (one or two numbers)")
     p.add_argument("--rollout-after", type=int, default=None,
-                   help="t2v: denoise only the first K frames together and roll the rest out (E90: 8 for collide)")
+                   help="t2v: denoise only the first K frames together and roll the rest out (default: the weights' "
+                   "record, `worldsim export --rollout-after`, else the whole clip; K >= --frames: the whole clip)")
     p.add_argument("--simulate", action="store_true", help="with --prompt: MuJoCo's video of the same parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))

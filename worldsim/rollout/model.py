@@ -92,7 +92,7 @@ class WorldModel:
         known = EDMConfig.__dataclass_fields__
         self.edm = EDMConfig(**{k: v for k, v in edm.items() if k in known})
         self.context_sigma = float((meta.get("loss") or {}).get("context_sigma", 0.0))
-        self.steps = _default_steps(meta, source)
+        self.steps, self.rollout_after = _sampling(meta, source)
         self.denoiser = EDMDenoiser(self.net, self.edm)
         cfg = net.cfg
         if cfg.action_dim != self.scene.action_dim:
@@ -273,21 +273,34 @@ def _caption(t, source: str) -> str:
 DEFAULT_STEPS = 3  # denoising steps per frame for weights that do not say (DIAMOND samples with about 3)
 
 
-def _default_steps(meta: dict, source: str | Path) -> int:
-    """The weights' own denoising steps per frame (`meta["sampler"]["steps"]`, set at export), else DEFAULT_STEPS."""
+def _sampling(meta: dict, source: str | Path) -> tuple[int, int | None]:
+    """The weights' own sampling (`meta["sampler"]`, set at export): denoising steps per frame (else DEFAULT_STEPS)
+    and `rollout_after`, how many frames of a `t2v` clip are denoised together before the rest are rolled out
+    (else None: whole clips together)."""
     sampler = meta.get("sampler") or {}
-    if not isinstance(sampler, dict) or set(sampler) - {"steps"}:
-        raise WeightsError(f"sampler holds only 'steps', got {sampler!r}", source=source, field="sampler")
+    if not isinstance(sampler, dict) or set(sampler) - {"steps", "rollout_after"}:
+        raise WeightsError(f"sampler holds only 'steps' and 'rollout_after', got {sampler!r}", source=source,
+                           field="sampler")
     try:
-        return check_steps(sampler.get("steps", DEFAULT_STEPS), field="sampler.steps")
+        steps = check_steps(sampler.get("steps", DEFAULT_STEPS), field="sampler.steps")
+        after = sampler.get("rollout_after")
+        return steps, None if after is None else check_rollout_after(after, field="sampler.rollout_after")
     except ConfigError as e:
-        raise WeightsError(e.message, source=source, field="sampler.steps") from None
+        raise WeightsError(e.message, source=source, field=e.field) from None
 
 
 def check_steps(steps: int, field: str = "steps") -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ConfigError(f"need a positive number of denoising steps, got {steps!r}", field=field)
     return int(steps)
+
+
+def check_rollout_after(k: int, field: str = "rollout_after") -> int:
+    """A `t2v` clip's frames denoised together before the rest are rolled out: a positive whole number (a clip no
+    longer than it is denoised whole)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"rollout_after must be a positive whole number of frames, got {k!r}", field=field)
+    return int(k)
 
 
 def check_guidance(guidance: dict[str, float] | None) -> dict[str, float]:
