@@ -233,10 +233,9 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
     model = getattr(predictor, "model", None)
     made_after = None
     if model is not None and getattr(getattr(model, "net", None), "cfg", None) is not None and model.net.cfg.text:
-        from worldsim.rollout.generate import generate
+        from worldsim.rollout.generate import generate, t2v_rollout_after
 
-        k = model.rollout_after if rollout_after is None else rollout_after
-        made_after = k if k is not None and k < frames else None
+        made_after = t2v_rollout_after(model, rollout_after, frames)
         vids = []
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,

@@ -115,10 +115,9 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
     if rollout_after is not None and mode != "t2v":
         raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
-    k = check_rollout_after(rollout_after) if rollout_after is not None else model.rollout_after
-    if mode == "t2v" and k is not None and _frames(frames, 1) > k:
-        return _text_then_rollout(model, _frames(frames, 1), k, steps, sampler, batch, seed, resolution, caption,
-                                  actions, cameras, params, guidance, progress)
+    if mode == "t2v" and (k := t2v_rollout_after(model, rollout_after, _frames(frames, 1))) is not None:
+        return _text_then_rollout(model, int(frames), k, steps, sampler, batch, seed, resolution, caption, actions,
+                                  cameras, params, guidance, progress)
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:
@@ -183,6 +182,13 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     given = np.zeros(T, bool)
     given[given_idx] = True
     return Generation(to_frames(out), plan, given, mode)
+
+
+def t2v_rollout_after(model: WorldModel, rollout_after: int | None, frames: int) -> int | None:
+    """The K a `t2v` clip of `frames` frames is made with: the caller's, else the weights' own; None when the whole
+    clip is denoised together (no K, or K >= frames)."""
+    k = check_rollout_after(rollout_after) if rollout_after is not None else model.rollout_after
+    return k if k is not None and frames > k else None
 
 
 def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch, seed, resolution, caption,
