@@ -289,6 +289,40 @@ def test_loss_with_own_context_scores_the_recorded_frames_and_trains():
     assert not torch.isclose(value, plain)  # the network saw different context
 
 
+def test_uncaptioned_draw_takes_captions_from_context_clips_only():
+    """`p_uncaptioned`: clips given context lose their caption (rollouts are given none), text-only clips keep
+    theirs, and runs without it keep every draw they had."""
+    shape = (64, 6, 3, 4, 4)
+    a = draw(shape, D.LossConfig(p_context=0.5), torch.Generator().manual_seed(0))
+    b = draw(shape, D.LossConfig(p_context=0.5, p_uncaptioned=1.0), torch.Generator().manual_seed(0))
+    c = draw(shape, D.LossConfig(p_context=0.5, p_uncaptioned=0.5), torch.Generator().manual_seed(0))
+    assert a.uncaptioned is None
+    assert torch.equal(a.sigma, b.sigma) and torch.equal(a.noise, b.noise) and torch.equal(a.context, b.context)
+    has_context = b.context.any(1)
+    assert has_context.any() and (~has_context).any()
+    assert torch.equal(b.uncaptioned, has_context)  # p = 1: every clip with context, no text-only clip
+    assert (c.uncaptioned <= has_context).all() and 0 < c.uncaptioned.sum() < has_context.sum()
+    assert torch.equal(b.rows(slice(1, None, 2)).uncaptioned, b.uncaptioned[1::2])
+    with pytest.raises(ConfigError, match="p_uncaptioned"):
+        D.LossConfig(p_uncaptioned=1.5)
+
+
+def test_loss_withholds_the_drawn_captions():
+    net = _live_model()  # eval mode: no condition dropout, so the captions alone decide the text
+    den = D.EDMDenoiser(net)
+    x = _moving_square_clip(4).expand(4, -1, -1, -1, -1).contiguous()
+    caps = ["a red square moving right", "a red square", "a square moving right", "red"]
+    cfg = D.LossConfig(p_context=1.0, patterns=("first_k",), p_uncaptioned=0.5)
+    drawn = draw(tuple(x.shape), cfg, torch.Generator().manual_seed(2))
+    bare = drawn.uncaptioned.tolist()
+    assert any(bare) and not all(bare), bare
+    value = D.loss(den, x, Cond(text=caps), cfg=cfg, drawn=drawn)
+    kept = dataclasses.replace(drawn, uncaptioned=None)
+    withheld = [None if w else t for t, w in zip(caps, bare)]
+    assert torch.allclose(value, D.loss(den, x, Cond(text=withheld), cfg=cfg, drawn=kept))
+    assert not torch.isclose(value, D.loss(den, x, Cond(text=caps), cfg=cfg, drawn=kept))  # the captions counted
+
+
 # -- plans ------------------------------------------------------------------------------------------------------
 
 def _all_plans(steps=4, frames=6):

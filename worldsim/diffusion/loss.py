@@ -47,12 +47,16 @@ class LossConfig:
     # Which clips are weighted: "all", or "no_context", those given no context frame (text-to-video's job: there a
     # 3-px ball drawn as a 1-px speck costs the plain mean next to nothing; E89). Rollout clips stay plain.
     motion_clips: str = "all"
+    # Share of the clips given context whose caption is withheld (the text's null), so that continuing a clip from
+    # its frames alone is learned as often as with a caption: rollouts are given none, and with captions on 90% of
+    # the clips `collide`'s rollouts read the motion from the text, not the frames, once the balls had met (E100).
+    p_uncaptioned: float = 0.0
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
         if bad:
             raise ConfigError(f"unknown pattern {bad[0]!r}; known: {PATTERNS}", source="LossConfig", field="patterns")
-        for name in ("p_context", "p_bidirectional"):
+        for name in ("p_context", "p_bidirectional", "p_uncaptioned"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"must be in [0, 1], got {getattr(self, name)}", source="LossConfig", field=name)
         if self.motion_weight < 0:
@@ -127,7 +131,8 @@ def context_mask(batch: int, frames: int, cfg: LossConfig, generator: torch.Gene
 class Draw:
     """The random part of one loss evaluation: per-frame noise levels and context mask (B, T), the noise
     (B, T, C, H, W), whether this step runs without the causal mask, the context fading (alpha, blur), each
-    (B, T), or None, and the own-context draw (frames sampled per clip (B,), start noise (B, T, C, H, W)) or None."""
+    (B, T), or None, the own-context draw (frames sampled per clip (B,), start noise (B, T, C, H, W)) or None, and
+    the clips whose caption is withheld (B,) bool, or None."""
 
     sigma: torch.Tensor
     noise: torch.Tensor
@@ -135,12 +140,14 @@ class Draw:
     causal: bool = True
     fade: tuple[torch.Tensor, torch.Tensor] | None = None
     own: tuple[torch.Tensor, torch.Tensor] | None = None
+    uncaptioned: torch.Tensor | None = None
 
     def rows(self, index) -> "Draw":
         """The draw of clips `index` (e.g. one data-parallel rank's slice of the global batch)."""
         fade = None if self.fade is None else tuple(f[index] for f in self.fade)
         own = None if self.own is None else tuple(o[index] for o in self.own)
-        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal, fade, own)
+        bare = None if self.uncaptioned is None else self.uncaptioned[index]
+        return Draw(self.sigma[index], self.noise[index], self.context[index], self.causal, fade, own, bare)
 
 
 def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torch.Generator | None = None) -> Draw:
@@ -155,7 +162,11 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
     causal = not (cfg.p_bidirectional > 0 and float(torch.rand((), generator=generator)) < cfg.p_bidirectional)
     # Drawn last and only when on, so runs without them keep every draw they had before they existed.
     fade = draw_fade(context, cfg.fade, generator)
-    return Draw(sigma, noise, context, causal, fade, draw_own(context, cfg.own_context, shape, generator))
+    own = draw_own(context, cfg.own_context, shape, generator)
+    bare = None
+    if cfg.p_uncaptioned > 0:
+        bare = context.any(1) & (torch.rand(B, generator=generator) < cfg.p_uncaptioned)                  # (B,)
+    return Draw(sigma, noise, context, causal, fade, own, bare)
 
 
 def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),
@@ -167,7 +178,8 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
     Per frame: lambda(sigma) * mean((D(x + sigma n; sigma) - x)^2), summed over the non-context frames and divided
     by the number of frames (B T); with `motion_weight` the mean is weighted toward moving pixels (`motion_mask`).
     With a drawn fade, the network sees the faded context (`fade`), and with a drawn own context, context frames it
-    sampled itself (`own_context`), while the frames it is scored on stay the clean x.
+    sampled itself (`own_context`), while the frames it is scored on stay the clean x; clips drawn uncaptioned
+    (`p_uncaptioned`) lose their caption, in the own-context sampling too.
     `sigma`, `noise` and `context` (B, T) may be given (fixed evaluations), or all of them as `drawn`; what is
     not given is drawn from `generator`."""
     dev = x.device
@@ -181,6 +193,8 @@ def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = Lo
         if not drawn.causal:
             kwargs["causal"] = False
         fade, own = drawn.fade, drawn.own
+        if drawn.uncaptioned is not None and cond is not None and cond.text is not None:
+            cond = cond.withhold_text(drawn.uncaptioned)
     sigma, noise, context = sigma.to(dev), noise.to(dev, x.dtype), context.to(dev)
     shown = x
     if own is not None and bool(own[0].any()):

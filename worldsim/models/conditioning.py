@@ -51,6 +51,14 @@ class Cond:
                               field="null")
         return replace(self, null=frozenset(self.null | set(groups)))
 
+    def withhold_text(self, withheld: torch.Tensor) -> Cond:
+        """The same conditioning with the captions of the clips where `withheld` (B,) bool is True taken away (None:
+        their text's null embedding), e.g. for training clips that must be continued from their frames alone."""
+        if not isinstance(self.text, list):
+            raise ConfigError("captions can be withheld per clip only from a list of captions", source="Cond",
+                              field="text")
+        return replace(self, text=[None if w else t for t, w in zip(self.text, withheld.tolist())])
+
     def frames(self, start: int, stop: int) -> Cond:
         """The per-frame fields cut to frames [start, stop) (per-clip fields unchanged), for cached rollout."""
         return replace(self, **{k: getattr(self, k)[:, start:stop] for k in self._PER_FRAME
