@@ -321,6 +321,8 @@ def test_loss_withholds_the_drawn_captions():
     withheld = [None if w else t for t, w in zip(caps, bare)]
     assert torch.allclose(value, D.loss(den, x, Cond(text=withheld), cfg=cfg, drawn=kept))
     assert not torch.isclose(value, D.loss(den, x, Cond(text=caps), cfg=cfg, drawn=kept))  # the captions counted
+    with pytest.raises(ConfigError, match="one caption per clip"):
+        Cond(text=caps[:3]).withhold_text(drawn.uncaptioned)
 
 
 # -- plans ------------------------------------------------------------------------------------------------------

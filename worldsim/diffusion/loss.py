@@ -49,7 +49,7 @@ class LossConfig:
     motion_clips: str = "all"
     # Share of the clips given context whose caption is withheld (the text's null), so that continuing a clip from
     # its frames alone is learned as often as with a caption: rollouts are given none, and with captions on 90% of
-    # the clips `collide`'s rollouts read the motion from the text, not the frames, once the balls had met (E100).
+    # the clips `collide`'s rollouts read the balls' motion from the text rather than the frames (E99, E100).
     p_uncaptioned: float = 0.0
 
     def __post_init__(self):

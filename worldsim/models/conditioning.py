@@ -54,9 +54,9 @@ class Cond:
     def withhold_text(self, withheld: torch.Tensor) -> Cond:
         """The same conditioning with the captions of the clips where `withheld` (B,) bool is True taken away (None:
         their text's null embedding), e.g. for training clips that must be continued from their frames alone."""
-        if not isinstance(self.text, list):
-            raise ConfigError("captions can be withheld per clip only from a list of captions", source="Cond",
-                              field="text")
+        if not isinstance(self.text, list) or len(self.text) != len(withheld):
+            raise ConfigError(f"captions are withheld per clip from a list of one caption per clip; got "
+                              f"{type(self.text).__name__} for {len(withheld)} clips", source="Cond", field="text")
         return replace(self, text=[None if w else t for t, w in zip(self.text, withheld.tolist())])
 
     def frames(self, start: int, stop: int) -> Cond:
