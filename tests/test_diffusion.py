@@ -307,6 +307,31 @@ def test_uncaptioned_draw_takes_captions_from_context_clips_only():
         D.LossConfig(p_uncaptioned=1.5)
 
 
+def test_shared_sigma_draw_gives_a_clips_noisy_frames_one_level():
+    """`p_shared_sigma`: the chosen clips' noisy frames share one level (what a sampler gives frames it makes
+    together), context frames keep their own small levels, other clips stay independent, and runs without it keep
+    every draw they had."""
+    shape = (64, 6, 3, 4, 4)
+    a = draw(shape, D.LossConfig(p_context=0.5), torch.Generator().manual_seed(0))
+    b = draw(shape, D.LossConfig(p_context=0.5, p_shared_sigma=1.0), torch.Generator().manual_seed(0))
+    c = draw(shape, D.LossConfig(p_context=0.5, p_shared_sigma=0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(a.noise, b.noise) and torch.equal(a.context, b.context)
+    assert torch.equal(a.sigma[a.context], b.sigma[b.context])  # context levels untouched
+    for d in (b, c):
+        noisy = d.sigma.masked_fill(d.context, float("nan"))
+        spread = noisy.nan_to_num(0).amax(1) - noisy.nan_to_num(float("inf")).amin(1)    # (B,)
+        one = spread == 0
+        for row in range(len(one)):  # each clip's shared level is one it drew itself
+            if one[row] and (~d.context[row]).sum() > 1:
+                assert d.sigma[row][~d.context[row]][0] in a.sigma[row]
+        if d is b:
+            assert one.all()
+        else:
+            assert 0 < one.sum() < len(one) and (spread > 0).any()
+    with pytest.raises(ConfigError, match="p_shared_sigma"):
+        D.LossConfig(p_shared_sigma=-0.1)
+
+
 def test_loss_withholds_the_drawn_captions():
     net = _live_model()  # eval mode: no condition dropout, so the captions alone decide the text
     den = D.EDMDenoiser(net)

@@ -137,10 +137,35 @@ def test_prompt_adherence_oracle_scores_100_and_other_videos_score_lower(scene):
     vids = [A.mujoco_video(scene, x.params, A.FRAMES, 32) for x in exps]
     oracle = [A.score(v, scene, x, k, e) for v, x in zip(vids, exps)]
     assert oracle == [100.0] * len(exps)
+    assert set(A.JUMP_PX) == set(A.PROMPTS)  # every prompt set says how far its objects may step
     others = [A.score(vids[(i + 1) % len(vids)], scene, x, k, e) for i, x in enumerate(exps)]
     assert np.mean(others) < MISMATCHED_BELOW[scene]
     blank = np.zeros_like(vids[0]) + vids[0][0, 0, 0]  # the background alone: no object, no motion
     assert A.score(blank, scene, exps[0], k, e) < 40.0
+
+
+MOTION_WORDS = (" moving ", " bounces off ")
+
+
+@pytest.mark.parametrize("scene", ["bounce", "occlusion"])
+def test_prompt_adherence_reads_motion_only_from_tracks_that_do_not_jump(scene):
+    """MuJoCo's own frames shuffled in time show every ball at its size but no motion: their direction and bounce
+    checks must fail (before tracks were required, shuffled `bounce` frames passed 9 of 9 bounces). Not `collide`:
+    its balls move less than their width a frame, so its shuffled frames make no jump, and still hold a touch."""
+    from worldsim.rollout.prompts import expand
+
+    spec = get_scene(scene).spec
+    k, e = A._camera(scene, 32)
+    rng = np.random.default_rng(0)
+    motion, other = [], []
+    for i in range(8):
+        x = expand(spec, A.PROMPTS[scene][i % len(A.PROMPTS[scene])], seed=i, frames=A.FRAMES)
+        video = A.mujoco_video(scene, x.params, A.FRAMES, 32)
+        assert all(A.checks(video, scene, x, k, e).values())
+        for name, ok in A.checks(video[rng.permutation(A.FRAMES)], scene, x, k, e).items():
+            (motion if any(w in name for w in MOTION_WORDS) else other).append(ok)
+    assert len(motion) >= 5 and np.mean(motion) <= 0.2, motion
+    assert all(other)  # shown, absent and sizes do not depend on the order of the frames
 
 
 def test_evaluate_reports_consistency_and_adherence(tmp_path):

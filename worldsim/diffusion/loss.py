@@ -51,12 +51,16 @@ class LossConfig:
     # its frames alone is learned as often as with a caption: rollouts are given none, and with captions on 90% of
     # the clips `collide`'s rollouts read the balls' motion from the text rather than the frames (E99, E100).
     p_uncaptioned: float = 0.0
+    # Share of clips whose noisy frames all take one noise level (their first noisy frame's): what a sampler gives
+    # the frames it makes together (t2v, extend, connect), and with independent levels per frame a case training
+    # almost never draws: there the motion must come from the text or context, not from a less noisy neighbour.
+    p_shared_sigma: float = 0.0
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
         if bad:
             raise ConfigError(f"unknown pattern {bad[0]!r}; known: {PATTERNS}", source="LossConfig", field="patterns")
-        for name in ("p_context", "p_bidirectional", "p_uncaptioned"):
+        for name in ("p_context", "p_bidirectional", "p_uncaptioned", "p_shared_sigma"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"must be in [0, 1], got {getattr(self, name)}", source="LossConfig", field=name)
         if self.motion_weight < 0:
@@ -166,6 +170,11 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
     bare = None
     if cfg.p_uncaptioned > 0:
         bare = context.any(1) & (torch.rand(B, generator=generator) < cfg.p_uncaptioned)                  # (B,)
+    if cfg.p_shared_sigma > 0:
+        shared = torch.rand(B, generator=generator) < cfg.p_shared_sigma                                  # (B,)
+        first = torch.where(context, torch.inf, sigma).argmin(1, keepdim=True)  # a noisy frame (context < inf)
+        one = sigma.gather(1, first).expand(B, T)                                                         # (B, T)
+        sigma = torch.where(shared[:, None] & ~context, one, sigma)
     return Draw(sigma, noise, context, causal, fade, own, bare)
 
 
