@@ -5,7 +5,9 @@ expanded with its own seed, as `worldsim evaluate --adherence N` does) and print
 share of MuJoCo's ball pixels (the colour parser's) drawn per frame. `--text-guidance` sets classifier-free
 guidance on the caption; `--rollout-after K` samples only the first K frames from text and rolls the rest out
 (`--rollout-steps` Euler steps a frame, the weights' own by default; the caption, its guidance and the parameters
-conditioning). A manual probe behind docs/experiments.md E72 and E81, not a test.
+conditioning). `--tracks N` also prints each object's parsed centre (px) over the first N frames of every sample
+beside MuJoCo's video of the same expansion (what showed E105's balls landing somewhere else each frame, E106).
+A manual probe behind docs/experiments.md E72, E81 and E106, not a test.
 
     .venv/bin/python scripts/adherence_checks.py --scene collide --model worldsim/pretrained/collide.safetensors
 """
@@ -37,11 +39,13 @@ def main() -> None:
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     ap.add_argument("--rollout-steps", type=int, default=None, help="the rollout's steps (default: the weights' own)")
+    ap.add_argument("--tracks", type=int, default=0, help="print the objects' centres over this many first frames")
     a = ap.parse_args()
     model = WorldModel.load(a.model)
     spec = get_scene(a.scene).spec
     k, e = adherence._camera(a.scene, 32)
     colours = np.array([o.colour for o in spec.objects])
+    names = [o.name for o in spec.objects]
     failed, asked, scores, drawn, real = Counter(), Counter(), [], [], []
     for i in range(a.prompts):
         text = adherence.PROMPTS[a.scene][i % len(adherence.PROMPTS[a.scene])]
@@ -57,12 +61,15 @@ def main() -> None:
                         config=RolloutConfig(steps=a.rollout_steps, guidance=guidance or {}))
             video = np.concatenate([video, r.run(horizon=adherence.FRAMES - head)[0]])
         checks = adherence.checks(video, a.scene, x, k, e)
+        truth = adherence.mujoco_video(a.scene, x.params)
+        if a.tracks:
+            print_tracks(text, checks, {"model": video, "mujoco": truth}, colours, names, a.tracks)
         scores.append(100 * np.mean(list(checks.values())))
         for name, ok in checks.items():
             asked[name] += 1
             failed[name] += not ok
         drawn.append(parse(video, colours).pixels)                                          # (T, K)
-        real.append(parse(adherence.mujoco_video(a.scene, x.params), colours).pixels)
+        real.append(parse(truth, colours).pixels)
     how = f", frames after {a.rollout_after} rolled out" if a.rollout_after else ""
     print(f"{a.scene}: {a.steps} {a.sampler} steps, text guidance {a.text_guidance}{how}: "
           f"adherence {np.mean(scores):.1f}% over {a.prompts} prompts")
@@ -71,6 +78,16 @@ def main() -> None:
     d, r = np.sum(drawn, axis=(0, 2)), np.sum(real, axis=(0, 2))                            # (T,)
     print("  ball pixels drawn / MuJoCo's at frames 1, 2, 5, 9, 17, 32:",
           [round(float(d[t] / max(r[t], 1)), 2) for t in (0, 1, 4, 8, 16, 31)])
+
+
+def print_tracks(text: str, checks: dict, videos: dict, colours: np.ndarray, names: list[str], frames: int) -> None:
+    """Each object's parsed centre (u, v px; '-' where not found) over the first `frames` frames of each video."""
+    print(f"{text}: failed {[n for n, ok in checks.items() if not ok]}")
+    for name, video in videos.items():
+        p = parse(video[:frames], colours)
+        for i in range(len(colours)):
+            cells = [f"{x:4.1f},{y:4.1f}" if n >= 1 else "-" for (x, y), n in zip(p.centre[:, i], p.pixels[:, i])]
+            print(f"  {name:6s} {names[i]:8s}: " + " ".join(cells))
 
 
 if __name__ == "__main__":
