@@ -123,8 +123,8 @@ def _jumps(centre: np.ndarray, shown: np.ndarray, jump_px: float) -> np.ndarray:
     return out
 
 
-def _direction(world: np.ndarray, centre: np.ndarray, shown: np.ndarray, gravity: np.ndarray = np.zeros(2),
-               dt: float = 0.04, jumped: np.ndarray | None = None) -> float | None:
+def _direction(world: np.ndarray, centre: np.ndarray, shown: np.ndarray, jumped: np.ndarray, gravity: np.ndarray,
+               dt: float) -> float | None:
     """Launch angle (deg, motion plane): the first displacement of >= MOVE_PX px from the first frame shown, less
     gravity's share (in-plane gravity (2,) m/s^2 over dt s per frame: v t = d - g t^2 / 2); None when the track
     jumps (a `jumped` frame, `_jumps`) before it has moved that far."""
@@ -133,7 +133,7 @@ def _direction(world: np.ndarray, centre: np.ndarray, shown: np.ndarray, gravity
         return None
     a = idx[0]
     for b in idx[1:]:
-        if jumped is not None and jumped[b]:
+        if jumped[b]:
             return None
         if np.linalg.norm(centre[b] - centre[a]) >= MOVE_PX:
             d = world[b] - world[a] - 0.5 * gravity * ((b - a) * dt) ** 2
@@ -211,8 +211,8 @@ def checks(video: np.ndarray, scene: str, expansion, k=None, e=None) -> dict[str
         motion = _motion(spec, expansion.params, i, 0, None)
         if ask.direction is not None and motion is not None and motion[0] >= max(AT_REST_BELOW, MIN_CHECKED_SPEED):
             # (an asked direction the expansion drew too slow to see is captioned "at rest": not checked)
-            ang = _direction(r["world"][:, i], r["centre"][:, i], r["shown"][:, i], g_plane,
-                             1.0 / sc.fps(spec.frame_skip), jumped[:, i])
+            ang = _direction(r["world"][:, i], r["centre"][:, i], r["shown"][:, i], jumped[:, i], g_plane,
+                             1.0 / sc.fps(spec.frame_skip))
             want = 45.0 * DIRECTIONS.index(ask.direction)
             out[f"{name} moving {ask.direction}"] = ang is not None and \
                 abs((ang - want + 180.0) % 360.0 - 180.0) <= DIRECTION_TOLERANCE_DEG
