@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     ap.add_argument("--rollout-steps", type=int, default=None, help="the rollout's steps (default: the weights' own)")
+    ap.add_argument("--seed", type=int, default=0, help="prompt i is expanded and sampled with seed + i (`worldsim "
+                    "evaluate --adherence` uses 0; another offset gives held-out expansions to choose settings on)")
     ap.add_argument("--tracks", type=int, default=0, help="print the objects' centres over this many first frames")
     a = ap.parse_args()
     model = WorldModel.load(a.model)
@@ -47,17 +49,18 @@ def main() -> None:
     colours = np.array([o.colour for o in spec.objects])
     names = [o.name for o in spec.objects]
     failed, asked, scores, drawn, real = Counter(), Counter(), [], [], []
-    for i in range(a.prompts):
+    for i in range(a.seed, a.seed + a.prompts):
         text = adherence.PROMPTS[a.scene][i % len(adherence.PROMPTS[a.scene])]
         x = expand(spec, text, seed=i, frames=adherence.FRAMES)
+        text_in = x.caption_for(model.scene.window_captions)  # the caption style the weights were trained on
         head = a.rollout_after or adherence.FRAMES
         guidance = {"text": a.text_guidance} if a.text_guidance != 1 else None
-        g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=x.caption,
+        g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=text_in,
                      params=[x.params], steps=a.steps, sampler=a.sampler, guidance=guidance,
                      rollout_after=head)  # rolled out below, whatever the weights record
         video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
         if head < adherence.FRAMES:
-            r = Rollout(model, video[None], text=x.caption, params=[x.params], seed=i,
+            r = Rollout(model, video[None], text=text_in, params=[x.params], seed=i,
                         config=RolloutConfig(steps=a.rollout_steps, guidance=guidance or {}))
             video = np.concatenate([video, r.run(horizon=adherence.FRAMES - head)[0]])
         checks = adherence.checks(video, a.scene, x, k, e)

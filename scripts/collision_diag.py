@@ -47,7 +47,8 @@ def main() -> None:
         x = expand(spec, text, seed=seed, frames=adherence.FRAMES)
         guidance = {"text": a.text_guidance} if a.text_guidance != 1 else None
         video = np.asarray(generate(model, "t2v", frames=adherence.FRAMES, resolution=(32, 32), seed=seed,
-                                    caption=x.caption, params=[x.params], steps=a.steps, guidance=guidance,
+                                    caption=x.caption_for(model.scene.window_captions), params=[x.params],
+                                    steps=a.steps, guidance=guidance,
                                     rollout_after=a.rollout_after).frames)[0]                 # (T, H, W, 3)
         print(f"prompt {seed} ({text!r}): MuJoCo's collision at frame "
               f"{[ev['frame'] for ev in x.events if ev['type'] == 'collision']}")

@@ -61,6 +61,28 @@ def test_scenery_hidden_quantities_and_occlusion_events():
     assert (p.params["goal_x"], p.params["goal_y"]) == (0.2, -0.1)
 
 
+def test_state_caption_describes_frame_zero_as_window_captions_do():
+    """Weights trained on clips captioned from their first frame's recorded state (`data.window_captions`) get the
+    prompt's caption in that style: `occlusion`'s params place its balls along x only, so the episode-style caption
+    leaves out their height, which the state caption names as MuJoCo shows it."""
+    from worldsim.models.caption_facts import OBJECT_NUMBERS, _object, sentences
+
+    spec = get_scene("occlusion").spec
+    x = expand(spec, "a blue ball moving left is occluded", seed=2, frames=32)
+    env = SceneEnv("occlusion", resolution=16)
+    _, info = env.reset(seed=2, options={"params": x.params})
+    env.close()
+    assert x.caption_for(False) == x.caption and x.caption_for(True) == x.state_caption
+    assert x.state_caption == make_caption(spec, x.params, x.events, 0, 32, object_pos=info["object_pos"][None],
+                                           object_vel=info["object_vel"][None])
+    read = {style: [_object(s) for s in sentences(text)]
+            for style, text in (("episode", x.caption), ("state", x.state_caption))}
+    z = OBJECT_NUMBERS.index("z")
+    heights = [n[z] for f, n in filter(None, read["state"])]
+    assert heights and all(h > 0.05 for h in heights)  # on their lanes above the floor, as in every training clip
+    assert all(n[z] == 0.0 for f, n in filter(None, read["episode"]))  # what the episode style left the facts
+
+
 def test_same_prompt_conditions_the_model_and_sets_up_mujoco(tmp_path):
     spec = get_scene("collide").spec
     m = WorldModel.load(debug_weights(tmp_path / "collide.safetensors", "collide"))  # param_dim = masses

@@ -477,6 +477,37 @@ def test_push_share_draws_windows_in_which_an_agent_moves_an_object(tmp_path):
         WorldDataModule(stores=[str(path)], occlusion_share=0.6, push_share=0.6)
 
 
+def test_start_share_draws_clips_from_the_episodes_first_frames(store):
+    """`data.start_share: 1` gives clips whose frames are their episode's first frames (checked on the frames the
+    dataset returns against the store's); 0 draws later windows too; the shares may not add up past 1 and the error
+    names the setting."""
+    from worldsim.data.store import open_store
+
+    st = open_store(store)
+    first = {int(e): st.episode("train", int(i), ["frames"])["frames"][:8]
+             for e, i in enumerate(st.committed("train"))}  # (8, H, W, 3) uint8 each
+
+    def from_start(share: float) -> list[bool]:
+        dm = WorldDataModule(stores=[str(store)], windows=[8], batch_size=4, val_batches=0, start_share=share)
+        dm.setup("fit")
+        sampler, ds = dm.train_dataloader().batch_sampler, dm.train_dataloader().dataset
+        out = []
+        for step in range(10):
+            for item in sampler.batch(step):
+                clip = ds[item]
+                frames = ((clip["video"].permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+                e = int(dm.train_buckets[item[0]].episodes[item[1]])
+                out.append(np.array_equal(frames, first[e]))
+        return out
+
+    assert all(from_start(1.0))
+    assert not all(from_start(0.0))
+    with pytest.raises(ConfigError, match=r"data\.start_share"):
+        WorldDataModule(stores=[str(store)], occlusion_share=0.5, start_share=0.6)
+    with pytest.raises(ConfigError, match=r"data\.start_share"):
+        WorldDataModule(stores=[str(store)], start_share=-0.1)
+
+
 def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
     """`data.p_reverse` plays that share of training clips backward (frames and cameras reversed, caption None: the
     text's null embedding), drawn from (seed, step) like the windows, never in validation; the weights remember it

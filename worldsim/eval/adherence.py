@@ -278,7 +278,7 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
         vids = []
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,
-                         caption=x.caption, params=[x.params],
+                         caption=x.caption_for(model.scene.window_captions), params=[x.params],
                          guidance={"text": guidance_text} if guidance_text != 1.0 else None,
                          rollout_after=rollout_after)
             vids.append(np.asarray(getattr(g, "frames", g))[0])

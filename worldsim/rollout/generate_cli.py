@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
         # argv holds undecodable bytes as surrogates: hand them back as bytes, which expand refuses as not UTF-8
         text = os.fsencode(args.prompt) if any("\udc80" <= ch <= "\udcff" for ch in args.prompt) else args.prompt
         expansion = expand(get_scene(model.scene.name).spec, text, seed=args.seed, frames=args.frames or None)
-        caption, params = expansion.caption, expansion.params
+        caption, params = expansion.caption_for(model.scene.window_captions), expansion.params
         print(f"caption: {caption}")
         if model.net.cfg.text is None:
             print("note: these weights take no caption; conditioning on the prompt's parameters only")

@@ -57,10 +57,18 @@ class ParsedPrompt:
 @dataclass
 class Expansion:
     prompt: str  # the prompt in the canonical short form (captions.prompt)
-    caption: str  # the detailed caption of the simulated episode, training style
+    caption: str  # the detailed caption of the simulated episode as the recorder writes it (frame 0 from `params`)
     params: dict  # the scene quantities: reset option `params` of the MuJoCo env, model conditioning
     events: list[dict]  # MuJoCo's events of the simulated episode
     parsed: ParsedPrompt
+    # the same caption as `data.window_captions` writes a clip's: where the objects are and how they move read from
+    # the simulated frame 0's state, so every motion-plane axis is named (`occlusion`'s params place its balls
+    # along x only: their height, z, is the scene's) and a ball the reset moved is where MuJoCo shows it
+    state_caption: str
+
+    def caption_for(self, window_captions: bool) -> str:
+        """The caption in the style the weights were trained on (`WorldModel.scene.window_captions`)."""
+        return self.state_caption if window_captions else self.caption
 
 
 def _words(spec: SceneSpec) -> dict:
@@ -384,18 +392,21 @@ def _target(scene, params, e, plane) -> np.ndarray:
     return pos
 
 
-def _simulate(spec: SceneSpec, params: dict, frames: int, seed: int, visibility: bool) -> list[dict]:
+def _simulate(spec: SceneSpec, params: dict, frames: int, seed: int, visibility: bool
+              ) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """MuJoCo's events over `frames` frames, and the objects' positions and velocities at frame 0 ((1, K, 3) each)."""
     from worldsim.sim.scene_env import SceneEnv
 
     env = SceneEnv(spec.name, resolution=16, visibility=visibility)
     try:
         _, info = env.reset(seed=seed, options={"params": params})
         events = list(info["events"])
+        pos, vel = np.asarray(info["object_pos"])[None], np.asarray(info["object_vel"])[None]
         zero = np.zeros(env.action_space.shape, np.float32)
         for _ in range(frames - 1):
             _, _, _, _, info = env.step(zero)
             events += info["events"]
-        return events
+        return events, pos, vel
     finally:
         env.close()
 
@@ -431,9 +442,10 @@ def expand(spec: SceneSpec, text: str | bytes, *, seed: int = 0, frames: int | N
     for attempt in range(tries):
         rng = np.random.default_rng([seed, attempt])
         params = draw_params(spec, parsed, rng, distribution)
-        events = _simulate(spec, params, frames, seed, visibility)
+        events, pos, vel = _simulate(spec, params, frames, seed, visibility)
         if _satisfied(spec, parsed, events):
-            return Expansion(prompt(spec, params), caption(spec, params, events, 0, frames), params, events, parsed)
+            return Expansion(prompt(spec, params), caption(spec, params, events, 0, frames), params, events, parsed,
+                             caption(spec, params, events, 0, frames, object_pos=pos, object_vel=vel))
     wanted = ", ".join(e["type"] for e in parsed.events if e["type"] in CHECKED_EVENTS)
     raise _fail(spec, f"no draw of the open quantities in {tries} tries made MuJoCo show: {wanted} within {frames} "
                       "frames (a longer clip, or fewer fixed quantities, may)")

@@ -37,10 +37,11 @@ class Bucket:
     focus: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-# Events a share of training clips can be drawn around (`data.occlusion_share`, `data.push_share`), in the order the
-# sampler draws them, with what a window must hold (`holds_occlusion`, `holds_push`).
+# Events a share of training clips can be drawn around (`data.occlusion_share`, `data.push_share`, `data.start_share`),
+# in the order the sampler draws them, with what a window must hold (`holds_occlusion`, `holds_push`, `holds_start`).
 FOCUS = {"occlusion": "a whole occlusion (an object seen, hidden and seen again)",
-         "push": "the start of a push (an agent meeting an object) with a frame before it and two after"}
+         "push": "the start of a push (an agent meeting an object) with a frame before it and two after",
+         "start": "an episode's first frame"}
 
 
 def bucket_batch_size(batch_size: int, pixels_per_batch: int | None, window: int, resolution: tuple[int, int]) -> int:
@@ -87,7 +88,8 @@ class EpisodeArrays:
             self.raw = [(e["params"], e.get("caption_events") or [], e["object_pos"], e["object_vel"]) for e in eps]
         # what `holds_occlusion` / `holds_push` need of each episode's events: read only when a share asks for them
         found = [e.get("caption_events") or [] for e in eps] if events else []
-        self.focus = {"occlusion": [occlusion_spans(ev) for ev in found], "push": [push_frames(ev) for ev in found]}
+        self.focus = {"occlusion": [occlusion_spans(ev) for ev in found], "push": [push_frames(ev) for ev in found],
+                      "start": [()] * len(eps)}  # an episode's start needs nothing of its events
 
     def window_caption(self, e: int, start: int, frames: int) -> str:
         """The caption of episode e's frames [start, start + frames) as a clip of its own: the objects where they are
@@ -135,7 +137,13 @@ def holds_push(starts: np.ndarray, window: int, frames: list[int]) -> np.ndarray
     return held
 
 
-HOLDS = {"occlusion": holds_occlusion, "push": holds_push}
+def holds_start(starts: np.ndarray, window: int, _: tuple = ()) -> np.ndarray:
+    """Which windows begin on their episode's first frame: the objects where the scene places them, as `expand`
+    simulates a prompt's clip (text-to-video starts there; windows around events rarely show that layout)."""
+    return starts == 0
+
+
+HOLDS = {"occlusion": holds_occlusion, "push": holds_push, "start": holds_start}
 
 
 def _check_compatible(parts: list[EpisodeArrays]) -> None:
@@ -274,7 +282,11 @@ class WorldDataModule(L.LightningDataModule):
             `parabola`); a store with actions is refused. Validation clips are never reversed.
         push_share: the share of training clips drawn from windows that hold the start of a push (an agent meeting
             an object: the recorded `push` events) with a frame before it and two after, as `occlusion_share` does
-            for occlusions (the two shares together at most 1). Validation windows are always drawn alike.
+            for occlusions. Validation windows are always drawn alike.
+        start_share: the share of training clips drawn from windows that begin on their episode's first frame, where
+            the scene places its objects and where `expand` starts a prompt's clip: with windows drawn around events
+            (`occlusion_share`) text-only clips otherwise rarely show that layout (the three shares together at
+            most 1). Validation windows are always drawn alike.
         window_captions: caption each clip as a clip of its own (the objects at its first frame, its events
             renumbered from 0: `captions.caption` of the window) instead of with its episode's caption, which
             describes frame 0 of the episode, not of the window, and so leaves a text-only clip's layout unknown.
@@ -284,7 +296,7 @@ class WorldDataModule(L.LightningDataModule):
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
                  pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0,
-                 push_share: float = 0.0, window_captions: bool = False):
+                 push_share: float = 0.0, window_captions: bool = False, start_share: float = 0.0):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -293,12 +305,13 @@ class WorldDataModule(L.LightningDataModule):
                         ("pixels_per_batch", 1 if pixels_per_batch is None else pixels_per_batch)):
             if v < 1:
                 raise ConfigError(f"must be >= 1, got {v}", field=f"data.{name}")
-        for name, share in (("occlusion_share", occlusion_share), ("push_share", push_share)):
+        shares = {"occlusion": occlusion_share, "push": push_share, "start": start_share}  # keyed as FOCUS
+        for name, share in shares.items():
             if not 0.0 <= share <= 1.0:
-                raise ConfigError(f"must be in [0, 1], got {share}", field=f"data.{name}")
-        if occlusion_share + push_share > 1.0:
-            raise ConfigError(f"occlusion_share + push_share must be at most 1, got {occlusion_share + push_share}",
-                              field="data.push_share")
+                raise ConfigError(f"must be in [0, 1], got {share}", field=f"data.{name}_share")
+        if sum(shares.values()) > 1.0:
+            raise ConfigError(f"occlusion_share + push_share + start_share must be at most 1, got "
+                              f"{sum(shares.values())}", field="data.start_share" if start_share else "data.push_share")
         if not 0.0 <= p_reverse <= 1.0:
             raise ConfigError(f"must be in [0, 1], got {p_reverse}", field="data.p_reverse")
         if any(w < 1 for w in windows):
@@ -307,7 +320,7 @@ class WorldDataModule(L.LightningDataModule):
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
-        self.shares, self.p_reverse = {"occlusion": occlusion_share, "push": push_share}, p_reverse  # keyed as FOCUS
+        self.shares, self.p_reverse = shares, p_reverse
         self.window_captions = window_captions
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
@@ -335,7 +348,7 @@ class WorldDataModule(L.LightningDataModule):
     def _load(self, split: str) -> list[EpisodeArrays]:
         if split not in self._parts:
             try:
-                events = any(v > 0 for v in self.shares.values()) and split == self.train_split
+                events = (self.shares["occlusion"] > 0 or self.shares["push"] > 0) and split == self.train_split
                 parts = [EpisodeArrays(open_store(Path(p) if "://" not in p else p), split, events,
                                        self.window_captions) for p in self.stores]
             except StoreError as e:  # a missing or empty split: name the setting that chose it
