@@ -7,7 +7,9 @@ guidance on the caption; `--rollout-after K` samples only the first K frames fro
 (`--rollout-steps` Euler steps a frame, the weights' own by default; the caption, its guidance and the parameters
 conditioning). `--tracks N` also prints each object's parsed centre (px) over the first N frames of every sample
 beside MuJoCo's video of the same expansion (what showed E105's balls landing somewhere else each frame, E106).
-A manual probe behind docs/experiments.md E72, E81 and E106, not a test.
+`--stagger S` makes the text-made frames with the pyramid plan (`generate`'s `stagger`, E124); `--seed N` expands
+prompt i with seed N + i (held-out expansions for choosing such settings). A manual probe behind
+docs/experiments.md E72, E81, E106 and E124, not a test.
 
     .venv/bin/python scripts/adherence_checks.py --scene collide --model worldsim/pretrained/collide.safetensors
 """
@@ -39,6 +41,8 @@ def main() -> None:
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     ap.add_argument("--rollout-steps", type=int, default=None, help="the rollout's steps (default: the weights' own)")
+    ap.add_argument("--stagger", type=int, default=0, help="the text-made frames' pyramid plan: frame j's noise levels "
+                    "this many steps behind frame j - 1's (generate's `stagger`; 0: all together)")
     ap.add_argument("--seed", type=int, default=0, help="prompt i is expanded and sampled with seed + i (`worldsim "
                     "evaluate --adherence` uses 0; another offset gives held-out expansions to choose settings on)")
     ap.add_argument("--tracks", type=int, default=0, help="print the objects' centres over this many first frames")
@@ -57,7 +61,7 @@ def main() -> None:
         guidance = {"text": a.text_guidance} if a.text_guidance != 1 else None
         g = generate(model, "t2v", frames=head, resolution=(32, 32), seed=i, caption=text_in,
                      params=[x.params], steps=a.steps, sampler=a.sampler, guidance=guidance,
-                     rollout_after=head)  # rolled out below, whatever the weights record
+                     rollout_after=head, stagger=a.stagger)  # rolled out below, whatever the weights record
         video = np.asarray(g.frames)[0]                                                     # (T, H, W, 3)
         if head < adherence.FRAMES:
             r = Rollout(model, video[None], text=text_in, params=[x.params], seed=i,

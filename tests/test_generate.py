@@ -58,6 +58,33 @@ def test_t2v_depends_on_caption_actions_cameras_seed_and_guidance(model):
     assert np.array_equal(shots[:, :2], base[:, :2]) and _differ(shots[:, 2:], base[:, 2:])  # causal: cut later
 
 
+def test_pyramid_staggers_the_t2v_frames(model):
+    """`stagger` S: frame j waits at full noise S * j rows, then takes t2v's steps (Diffusion Forcing's pyramid);
+    S = 0 is t2v's plan and S = steps one frame at a time (stairs with no context). With `rollout_after` it staggers
+    the frames made from the conditioning, and the rest is the same rollout from them."""
+    from worldsim.diffusion import plans
+
+    col = karras_sigmas(4)
+    assert torch.equal(plans.pyramid(4, 3, 0), plans.t2v(4, 3))
+    assert torch.equal(plans.pyramid(4, 3, 4), plans.stairs(4, 3, 0))
+    p = plans.pyramid(4, 3, 1)                                                       # (4 + 2 + 1, 3)
+    plans.check(p, 3)
+    assert p.shape == (7, 3) and all(torch.equal(p[j : j + 5, j], col) and (p[:j, j] == col[0]).all()
+                                     for j in range(3))
+    kw = dict(steps=3, caption="a red ball", seed=0)
+    g = generate(model, "t2v", frames=3, stagger=1, **kw)
+    assert g.plan.shape == (3 + 2 + 1, 3) and _differ(g.frames, generate(model, "t2v", frames=3, **kw).frames)
+    head = generate(model, "t2v", frames=2, stagger=2, **kw).frames
+    rolled = generate(model, "t2v", frames=4, rollout_after=2, stagger=2, **kw)
+    assert np.array_equal(rolled.frames[:, :2], head)
+    assert np.array_equal(rolled.frames[:, 2:], Rollout(model, head, text="a red ball", seed=0).run(horizon=2))
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="stagger"):
+            generate(model, "t2v", frames=3, stagger=bad)
+    with pytest.raises(ConfigError, match="stagger applies to t2v"):
+        generate(model, "i2v", frames=3, image=np.zeros((16, 16, 3), np.uint8), stagger=1)
+
+
 def test_t2v_rolled_out_after_its_first_frames(model):
     """rollout_after K: the first K frames are the K-frame t2v sample itself, the rest the cached rollout's next
     frames from them under the same caption, guidance and seed; not the whole clip denoised together."""

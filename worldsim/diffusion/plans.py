@@ -2,7 +2,8 @@
 frame before step i (the last row where the samplers end). A column of zeros is a given, clean frame: the
 samplers never change it. A notebook can plot a plan; a test can check it.
 
-Modes (GUIDE.md, "one mechanism for every generation mode"): `t2v` (also action-to-video), `i2v`, `extend`
+Modes (GUIDE.md, "one mechanism for every generation mode"): `t2v` (also action-to-video; `pyramid` staggers its
+frames), `i2v`, `extend`
 (forward or backward), `loop`, `connect`, `autoregressive` (one window of a rollout), `stairs` (a whole rollout,
 one frame at a time), `edit` (SDEdit) and
 `preview` (a fast plan for a low-resolution draft: the same model on a smaller grid, refined later by `edit`).
@@ -39,6 +40,22 @@ def t2v(steps: int, frames: int, cfg: EDMConfig = _DEFAULT) -> torch.Tensor:
     """Text- or action-to-video: every frame from full noise."""
     _check(steps, frames)
     return _plan(steps, frames, [], cfg)
+
+
+def pyramid(steps: int, frames: int, stagger: int, cfg: EDMConfig = _DEFAULT) -> torch.Tensor:
+    """`t2v` with the frames staggered (Diffusion Forcing's pyramid schedule), (steps + (frames - 1) * stagger + 1,
+    frames): frame j waits at full noise for j * stagger rows, then takes the `t2v` column's `steps` steps, so each
+    frame settles after the one before it has partly settled, as training's per-frame levels showed it. stagger 0 is
+    `t2v`; stagger = steps makes one frame at a time (`stairs` with no context)."""
+    _check(steps, frames)
+    if isinstance(stagger, bool) or not isinstance(stagger, int) or stagger < 0:
+        raise ConfigError(f"must be an integer >= 0, got {stagger!r}", source="plans", field="stagger")
+    col = karras_sigmas(steps, cfg)                                                  # (steps + 1,)
+    plan = torch.zeros(steps + (frames - 1) * stagger + 1, frames)
+    for j in range(frames):
+        plan[: j * stagger, j] = col[0]
+        plan[j * stagger : j * stagger + steps + 1, j] = col
+    return plan
 
 
 def i2v(steps: int, frames: int, cfg: EDMConfig = _DEFAULT) -> torch.Tensor:

@@ -4,7 +4,7 @@ level 0 in every row of the plan: the samplers leave them bit-identical) and whe
 
 | mode              | given frames                          | plan (worldsim/diffusion/plans.py)  | attention      |
 |-------------------|---------------------------------------|-------------------------------------|----------------|
-| `t2v`             | none (text and/or actions condition)  | `t2v`                               | causal         |
+| `t2v`             | none (text and/or actions condition)  | `t2v` (`pyramid` with `stagger`)    | causal         |
 | `i2v`             | frame 0 = `image`                     | `i2v`                               | causal         |
 | `extend_forward`  | the first k = `clip`                  | `extend(..., "forward")`            | causal         |
 | `extend_backward` | the last k = `clip`                   | `extend(..., "backward")`           | bidirectional  |
@@ -62,10 +62,13 @@ class Generation:
 
 
 def mode_plan(mode: str, steps: int, frames: int, *, given: int = 0, tail: int = 0, sigma_start: float = 2.0,
-              model: WorldModel | None = None) -> torch.Tensor:
-    """The (steps + 1, frames) noise plan of a mode; `given` = k (extend) or h (connect), `tail` = t (connect)."""
+              model: WorldModel | None = None, stagger: int = 0) -> torch.Tensor:
+    """The (steps + 1, frames) noise plan of a mode; `given` = k (extend) or h (connect), `tail` = t (connect);
+    `stagger` (t2v): the pyramid plan, frame j's levels j * stagger rows behind frame 0's (`plans.pyramid`)."""
     cfg = model.edm if model is not None else plans.EDMConfig()
     check_steps(steps)
+    if mode == "t2v" and stagger:
+        return plans.pyramid(steps, frames, stagger, cfg)
     if mode in ("t2v", "preview"):
         return plans.t2v(steps, frames, cfg)
     if mode == "i2v":
@@ -95,7 +98,8 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
              caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
              guidance: dict[str, float] | None = None, sigma_start: float | None = None, preview_resolution=None,
              preview_steps: int | None = None, keep_scale: int | tuple[int, int] | None = None,
-             keep_draft: bool = True, rollout_after: int | None = None, progress: bool = False) -> Generation:
+             keep_draft: bool = True, rollout_after: int | None = None, stagger: int = 0,
+             progress: bool = False) -> Generation:
     """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
     `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`.
     `sigma_start`: SDEdit's starting level for `edit` and `preview`'s render (default: `SIGMA_START[mode]`);
@@ -106,7 +110,10 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     `rollout_after` K (`t2v`): only the first K frames are denoised together; the rest are rolled out one frame at a
     time under the same conditioning and guidance, with the weights' own steps (E90: motion the clip's start sets).
     None: the weights' own K (`WorldModel.rollout_after`, recorded by `worldsim export --rollout-after`), else the
-    whole clip; a K of at least `frames` denoises the whole clip together."""
+    whole clip; a K of at least `frames` denoises the whole clip together.
+    `stagger` S (`t2v`): the frames denoised together settle one after another, frame j's noise levels S steps behind
+    frame j - 1's (`plans.pyramid`; 0: all together, the `t2v` plan). With `rollout_after`, it staggers the K frames
+    made from the conditioning (docs/experiments.md E124)."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     if keep_scale is not None and mode != "edit":
@@ -115,9 +122,11 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
     if rollout_after is not None and mode != "t2v":
         raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
+    if stagger != 0 and mode != "t2v":
+        raise ConfigError(f"stagger applies to t2v, not {mode}", field="stagger")
     if mode == "t2v" and (k := t2v_rollout_after(model, rollout_after, _frames(frames, 1))) is not None:
         return _text_then_rollout(model, int(frames), k, steps, sampler, batch, seed, resolution, caption, actions,
-                                  cameras, params, guidance, progress)
+                                  cameras, params, guidance, progress, stagger)
     steps = check_steps(steps)
     guidance = check_guidance(guidance)
     if sampler not in SAMPLERS:
@@ -166,7 +175,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         known = None
         T = _frames(frames, 2 if mode == "loop" else 1)
     plan = mode_plan(mode, steps, T, given=len(given_idx) - tail_n if mode != "i2v" else 1, tail=tail_n,
-                     sigma_start=sigma_start, model=model)
+                     sigma_start=sigma_start, model=model, stagger=stagger)
     x = torch.zeros(batch, T, 3, *hw, device=model.device)
     if known is not None:
         kx = to_model(known).to(model.device)                                             # (b, k, C, H, W)
@@ -192,7 +201,7 @@ def t2v_rollout_after(model: WorldModel, rollout_after: int | None, frames: int)
 
 
 def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch, seed, resolution, caption,
-                       actions, cameras, params, guidance, progress: bool) -> Generation:
+                       actions, cameras, params, guidance, progress: bool, stagger: int = 0) -> Generation:
     """`t2v` with `rollout_after` = k: the first k frames denoised together from the conditioning, the other
     frames rolled out one at a time after them (a KV-cached `Rollout` with the weights' own steps, the same caption,
     parameters, guidance and sampler). Whole 32-frame `collide` clips denoised together barely move their balls
@@ -208,7 +217,7 @@ def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch,
     head_cams = cams[:k] if isinstance(cams, list) else cams
     head = generate(model, "t2v", frames=k, resolution=resolution, steps=steps, sampler=sampler, batch=batch,
                     seed=seed, caption=caption, actions=head_acts, cameras=head_cams, params=params,
-                    guidance=guidance, rollout_after=k, progress=progress)  # k frames: denoised whole
+                    guidance=guidance, rollout_after=k, stagger=stagger, progress=progress)  # k frames: denoised whole
     r = Rollout(model, head.frames, actions=head_acts, cameras=head_cams, params=params, text=caption,
                 config=RolloutConfig(sampler=sampler, guidance=guidance or {}), seed=seed)
     rest = [r.step(None if acts is None else acts[:, t], camera=cams[t] if isinstance(cams, list) else None)
