@@ -42,8 +42,8 @@ def main() -> None:
         row = [real[0]]
         for s in LEVELS:
             sigma = torch.full((1, 1), s)
-            text = Cond(text=[x.caption_for(model.scene.window_captions)])
-            for cond in (text, text.without("text")):
+            captioned = Cond(text=[x.caption_for(model.scene.window_captions)])
+            for cond in (captioned, captioned.without("text")):
                 with torch.no_grad():
                     d = model.denoiser(video + per_frame(sigma) * noise, sigma, cond)          # (1, 1, C, H, W)
                 row.append(((d[0, 0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy())

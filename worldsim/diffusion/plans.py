@@ -109,12 +109,8 @@ def stairs(steps: int, frames: int, context: int, direction: str = "forward",
     _check(steps, frames, context)
     if direction not in ("forward", "backward"):
         raise ConfigError(f"expected forward or backward, got {direction!r}", source="plans", field="direction")
-    col = karras_sigmas(steps, cfg)                                                  # (steps + 1,)
-    made = frames - context
-    plan = torch.zeros(made * steps + 1, frames)
-    for j in range(made):  # the j-th frame made sits at context + j
-        plan[: j * steps, context + j] = col[0]
-        plan[j * steps : (j + 1) * steps + 1, context + j] = col
+    made = pyramid(steps, frames - context, steps, cfg)                             # (made * steps + 1, made)
+    plan = torch.cat((torch.zeros(made.shape[0], context), made), 1)                 # the context columns at 0
     return plan if direction == "forward" else plan.flip(1)
 
 

@@ -67,9 +67,9 @@ def mode_plan(mode: str, steps: int, frames: int, *, given: int = 0, tail: int =
     `stagger` (t2v): the pyramid plan, frame j's levels j * stagger rows behind frame 0's (`plans.pyramid`)."""
     cfg = model.edm if model is not None else plans.EDMConfig()
     check_steps(steps)
-    if mode == "t2v" and stagger:
-        return plans.pyramid(steps, frames, stagger, cfg)
-    if mode in ("t2v", "preview"):
+    if mode == "t2v":
+        return plans.pyramid(steps, frames, stagger, cfg)  # stagger 0: the t2v plan
+    if mode == "preview":
         return plans.t2v(steps, frames, cfg)
     if mode == "i2v":
         return plans.i2v(steps, frames, cfg)
