@@ -168,6 +168,30 @@ def test_prompt_adherence_reads_motion_only_from_tracks_that_do_not_jump(scene):
     assert all(other)  # shown, absent and sizes do not depend on the order of the frames
 
 
+def test_a_ball_no_gravity_moves_reads_its_direction_however_slowly_it_goes():
+    """`occlusion`'s balls slide on an x joint: gravity does not move them, so a slow sample's first 1.5 px step
+    must not be read as a launch upward (before `Scene.gravity_on`, a ball taking 8 frames to move 1.5 px had
+    0.3 m of "fall" removed and read ~110 deg: a prompt's "moving left" failed however leftward it went). The same
+    video at a quarter of its speed (each frame shown four times) keeps every direction; `bounce`'s free balls
+    do feel gravity, so slowing theirs bends the launch the check reads."""
+    from worldsim.rollout.prompts import expand
+
+    sc = get_scene("occlusion")
+    g = np.asarray(sc.model.opt.gravity, float)
+    assert np.allclose(sc.gravity_on(0, g), 0.0) and np.allclose(get_scene("bounce").gravity_on(0, g), g)
+    k, e = A._camera("occlusion", 32)
+    slow = np.arange(A.FRAMES) // 4
+    directions = 0
+    for i in range(8):
+        text = A.PROMPTS["occlusion"][i % len(A.PROMPTS["occlusion"])]
+        x = expand(sc.spec, text, seed=i, frames=A.FRAMES)
+        video = A.mujoco_video("occlusion", x.params, A.FRAMES, 32)[slow]
+        moving = {name: ok for name, ok in A.checks(video, "occlusion", x, k, e).items() if " moving " in name}
+        assert all(moving.values()), (text, moving)
+        directions += len(moving)
+    assert directions >= 6
+
+
 def test_evaluate_reports_consistency_and_adherence(tmp_path):
     from worldsim.eval.evaluate import EvalConfig, evaluate, write
     from worldsim.eval.tables import consistency_markdown

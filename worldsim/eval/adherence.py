@@ -15,8 +15,9 @@ Checks per prompt (all from the parsed prompt and the expansion's parameters, ne
   `captions.size_word` calls that word, widened by `SIZE_TOLERANCE`;
 - **direction** of each object the prompt gives one (and the expansion launches it at ≥ `MIN_CHECKED_SPEED`): the
   angle of its first displacement of ≥ `MOVE_PX` px from its first frame, lifted onto the motion plane, less
-  gravity's share (½ g t²: the prompt's direction is the launch direction), within `DIRECTION_TOLERANCE_DEG` of the
-  direction word's angle (`captions.DIRECTIONS`, 45° apart);
+  gravity's share (½ g t²: the prompt's direction is the launch direction; only the gravity the object's joints let
+  move it, `Scene.gravity_on`: `occlusion`'s balls slide on x and fall not at all), within
+  `DIRECTION_TOLERANCE_DEG` of the direction word's angle (`captions.DIRECTIONS`, 45° apart);
 - **events** the prompt asks for: a bounce off a wall / the floor = the lifted velocity component along the surface's
   normal turns from into the surface to away from it (a reversal of more than `REVERSAL_PX` px/frame each way,
   within `BOUNCE_GAP` + 1 frames); a collision = the two centres within `TOUCH_FACTOR` × (sum of pixel radii);
@@ -198,7 +199,7 @@ def checks(video: np.ndarray, scene: str, expansion, k=None, e=None) -> dict[str
     g = np.array(sc.model.opt.gravity, float)
     if isinstance(expansion.params.get("gravity"), (int, float)) and np.linalg.norm(g) > 0:
         g = g / np.linalg.norm(g) * float(expansion.params["gravity"])
-    g_plane = g[list(MOTION_PLANES[spec.motion_plane])]
+    plane = list(MOTION_PLANES[spec.motion_plane])
     jump_px = JUMP_PX[scene] * video.shape[2] / 32
     jumped = np.stack([_jumps(r["centre"][:, i], r["shown"][:, i], jump_px) for i in range(len(spec.objects))], 1)
     for i, ask in expansion.parsed.objects.items():
@@ -211,8 +212,8 @@ def checks(video: np.ndarray, scene: str, expansion, k=None, e=None) -> dict[str
         motion = _motion(spec, expansion.params, i, 0, None)
         if ask.direction is not None and motion is not None and motion[0] >= max(AT_REST_BELOW, MIN_CHECKED_SPEED):
             # (an asked direction the expansion drew too slow to see is captioned "at rest": not checked)
-            ang = _direction(r["world"][:, i], r["centre"][:, i], r["shown"][:, i], jumped[:, i], g_plane,
-                             1.0 / sc.fps(spec.frame_skip))
+            ang = _direction(r["world"][:, i], r["centre"][:, i], r["shown"][:, i], jumped[:, i],
+                             sc.gravity_on(i, g)[plane], 1.0 / sc.fps(spec.frame_skip))
             want = 45.0 * DIRECTIONS.index(ask.direction)
             out[f"{name} moving {ask.direction}"] = ang is not None and \
                 abs((ang - want + 180.0) % 360.0 - 180.0) <= DIRECTION_TOLERANCE_DEG

@@ -276,6 +276,14 @@ class Scene:
                     data.qvel[adr] = vel[ax]
         mujoco.mj_forward(model, data)
 
+    def gravity_on(self, i: int, gravity: np.ndarray) -> np.ndarray:
+        """The part of `gravity` (3,) m/s^2 that moves object i: its components along the world axes the object
+        translates on (a ball on an x slide, as `occlusion`'s, feels none; a free body all of it)."""
+        felt = np.zeros(3)
+        axes = list(self.objects[i].qpos_axes)
+        felt[axes] = np.asarray(gravity, float)[axes]
+        return felt
+
     def quantity_of(self, params: dict, kind: str, i: int) -> str | None:
         """The name of the quantity of `kind` that applies to object i, or None where none does."""
         for qname in self._by_kind.get(kind, ()):
