@@ -41,8 +41,9 @@ def main() -> None:
     ap.add_argument("--text-guidance", type=float, default=1.0, help="1: none")
     ap.add_argument("--rollout-after", type=int, default=0, help="0: the whole clip from text (generate's t2v)")
     ap.add_argument("--rollout-steps", type=int, default=None, help="the rollout's steps (default: the weights' own)")
-    ap.add_argument("--stagger", type=int, default=0, help="the text-made frames' pyramid plan: frame j's noise levels "
-                    "this many steps behind frame j - 1's (generate's `stagger`; 0: all together)")
+    ap.add_argument("--stagger", type=int, default=None, help="the text-made frames' pyramid plan: frame j's noise "
+                    "levels this many steps behind frame j - 1's (generate's `stagger`; 0: all together; default: "
+                    "the weights' own)")
     ap.add_argument("--seed", type=int, default=0, help="prompt i is expanded and sampled with seed + i (`worldsim "
                     "evaluate --adherence` uses 0; another offset gives held-out expansions to choose settings on)")
     ap.add_argument("--tracks", type=int, default=0, help="print the objects' centres over this many first frames")
@@ -78,6 +79,7 @@ def main() -> None:
         drawn.append(parse(video, colours).pixels)                                          # (T, K)
         real.append(parse(truth, colours).pixels)
     how = f", frames after {a.rollout_after} rolled out" if a.rollout_after else ""
+    how += f", stagger {model.stagger if a.stagger is None else a.stagger}"
     print(f"{a.scene}: {a.steps} {a.sampler} steps, text guidance {a.text_guidance}{how}: "
           f"adherence {np.mean(scores):.1f}% over {a.prompts} prompts")
     for name in sorted(asked):

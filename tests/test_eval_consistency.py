@@ -212,6 +212,10 @@ def test_evaluate_reports_consistency_and_adherence(tmp_path):
     ev.figures["adherence"]["rollout_after"] = 8  # and so does one whose samples were rolled out after 8 frames
     _, rolled = write(ev, tmp_path / "rolled")
     assert "caption guidance 4, frames after 8 rolled out)</h2>" in rolled.read_text()
+    assert ev.figures["adherence"]["stagger"] is None  # baselines only: no text->video samples, no stagger
+    ev.figures["adherence"]["stagger"] = 2  # a staggered run says so too
+    _, staggered = write(ev, tmp_path / "staggered")
+    assert "frames after 8 rolled out, text-made frames 2 steps apart)</h2>" in staggered.read_text()
 
 
 def test_heldout_episodes_draw_the_held_out_halves_and_the_table_has_every_metric(tmp_path):
@@ -250,3 +254,7 @@ def test_bad_probe_and_adherence_requests_are_refused(capsys, tmp_path):
         assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1",
                          "--out", str(tmp_path / "r")]) != 0
         assert "--adherence-rollout-after" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    for extra in (["--adherence", "2", "--adherence-stagger", "-1"], ["--adherence-stagger", "2"]):
+        assert cli_main(["evaluate", "--scene", "collide", *extra, "--episodes", "1",
+                         "--out", str(tmp_path / "s")]) != 0
+        assert "--adherence-stagger" in capsys.readouterr().err and not (tmp_path / "s").exists()

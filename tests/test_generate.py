@@ -126,6 +126,38 @@ def test_weights_record_their_t2v_rollout(model, tmp_path):
     np.testing.assert_array_equal(generate(rolled, "preview", **pv).preview, generate(model, "preview", **pv).preview)
 
 
+def test_weights_record_their_t2v_stagger(model, tmp_path):
+    """A file that records `sampler.stagger` (`worldsim export --stagger`) makes its t2v frames with that pyramid by
+    default, also the head before a rollout; the caller's S wins (0: all together); preview's draft stays unstaggered;
+    a negative or fractional record is refused naming `sampler.stagger`."""
+    from worldsim.training.export import export_weights
+    from worldsim.weights import load_weights, save_weights
+
+    path = export_weights(model.source, tmp_path / "stagger2.safetensors", stagger=2)
+    staggered = WorldModel.load(path)
+    assert staggered.stagger == 2 and model.stagger == 0 and staggered.rollout_after is None
+    kw = dict(steps=3, caption="a red ball", seed=0)
+    got = generate(staggered, "t2v", frames=3, **kw)
+    assert torch.equal(got.plan, mode_plan("t2v", 3, 3, model=model, stagger=2))
+    np.testing.assert_array_equal(got.frames, generate(model, "t2v", frames=3, stagger=2, **kw).frames)
+    together = generate(model, "t2v", frames=3, **kw).frames
+    assert _differ(got.frames, together)
+    np.testing.assert_array_equal(generate(staggered, "t2v", frames=3, stagger=0, **kw).frames, together)
+    np.testing.assert_array_equal(generate(staggered, "t2v", frames=4, rollout_after=2, **kw).frames,
+                                  generate(model, "t2v", frames=4, rollout_after=2, stagger=2, **kw).frames)
+    pv = dict(frames=4, resolution=32, preview_resolution=16, **kw)
+    np.testing.assert_array_equal(generate(staggered, "preview", **pv).preview, generate(model, "preview", **pv).preview)
+    tensors, meta = load_weights(path, dtype=None)
+    for bad in (-1, 1.5, True):
+        save_weights(tmp_path / "bad.safetensors", tensors, {**meta, "sampler": {"stagger": bad}})
+        with pytest.raises(WeightsError, match="stagger") as e:
+            WorldModel.load(tmp_path / "bad.safetensors")
+        assert e.value.field == "sampler.stagger"
+    with pytest.raises(ConfigError, match="stagger"):
+        export_weights(model.source, tmp_path / "never.safetensors", stagger=-1)
+    assert not (tmp_path / "never.safetensors").exists()
+
+
 def test_i2v_keeps_the_image_and_follows_it(model, clips):
     a, b = clips
     g = generate(model, "i2v", frames=4, steps=3, image=a[0, 0], batch=2)

@@ -248,13 +248,15 @@ def score(video: np.ndarray, scene: str, expansion, k=None, e=None) -> float:
 
 
 def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, frames: int = FRAMES,
-        n_resamples: int = 2000, guidance_text: float = 1.0, rollout_after: int | None = None) -> dict:
+        n_resamples: int = 2000, guidance_text: float = 1.0, rollout_after: int | None = None,
+        stagger: int | None = None) -> dict:
     """Score `n` prompts (the scene's fixed set, cycled, each expanded with its own seed): MuJoCo's video of the
     expansion (oracle), MuJoCo's video of another prompt's expansion (a mismatched reference) and, when the
     predictor wraps a world model with text conditioning, its `generate(..., mode="t2v")` sample, with classifier-free
     guidance on the caption at `guidance_text` (1: none); `rollout_after` K: its first K frames denoised together,
-    the rest rolled out (`generate`'s option; None: the weights' own record, else the whole clip). The result
-    records the K the samples were made with (None: whole clips)."""
+    the rest rolled out (`generate`'s option; None: the weights' own record, else the whole clip); `stagger` S:
+    the frames denoised together settle S steps one behind another (None: the weights' own record, else 0). The
+    result records the K (None: whole clips) and S the samples were made with."""
     from worldsim.errors import ConfigError
     from worldsim.eval.stats import bootstrap_mean
     from worldsim.rollout.prompts import expand
@@ -271,19 +273,22 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
               "mujoco, another prompt": [score(oracle[(i + 1) % n], scene, x, kk, ee) if n > 1 else np.nan
                                          for i, x in enumerate(exps)]}
     model = getattr(predictor, "model", None)
-    made_after = None
+    made_after = made_stagger = None
     if model is not None and getattr(getattr(model, "net", None), "cfg", None) is not None and model.net.cfg.text:
         from worldsim.rollout.generate import generate, t2v_rollout_after
+        from worldsim.rollout.model import check_stagger
 
         made_after = t2v_rollout_after(model, rollout_after, frames)
+        made_stagger = model.stagger if stagger is None else check_stagger(stagger, field="--adherence-stagger")
         vids = []
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,
                          caption=x.caption_for(model.scene.window_captions), params=[x.params],
                          guidance={"text": guidance_text} if guidance_text != 1.0 else None,
-                         rollout_after=rollout_after)
+                         rollout_after=rollout_after, stagger=made_stagger)
             vids.append(np.asarray(getattr(g, "frames", g))[0])
         scores[predictor.name] = [score(v, scene, x, kk, ee) for v, x in zip(vids, exps)]
     return {"prompts": texts, "frames": frames, "guidance_text": guidance_text, "rollout_after": made_after,
+            "stagger": made_stagger,
             "scores": {k: bootstrap_mean(np.asarray(v, float), n_resamples=n_resamples, seed=seed).to_json()
                        for k, v in scores.items()}}

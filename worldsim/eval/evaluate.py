@@ -66,6 +66,7 @@ class EvalConfig:
     guidance_actions: float = 1.0  # classifier-free guidance scale of a world model's actions (1: none)
     guidance_text: float = 1.0  # classifier-free guidance scale of the captions of the adherence samples (1: none)
     adherence_rollout_after: int | None = None  # adherence samples: first K frames together (None: the weights')
+    adherence_stagger: int | None = None  # adherence samples: frame j settles S steps behind j - 1 (None: the weights')
 
 
 @dataclass
@@ -182,6 +183,12 @@ def _validate(cfg: EvalConfig) -> None:
         if cfg.adherence_rollout_after < 1:
             raise ConfigError(f"must be >= 1 frame ({FRAMES} or more: the whole clip together), got "
                               f"{cfg.adherence_rollout_after}", field="--adherence-rollout-after")
+    if cfg.adherence_stagger is not None:
+        if not cfg.adherence:
+            raise ConfigError("applies to --adherence's samples; give --adherence N", field="--adherence-stagger")
+        if cfg.adherence_stagger < 0:
+            raise ConfigError(f"must be >= 0 steps (0: the frames together), got {cfg.adherence_stagger}",
+                              field="--adherence-stagger")
     if cfg.adherence:
         from worldsim.eval.adherence import PROMPTS
 
@@ -329,7 +336,8 @@ def evaluate(cfg: EvalConfig, predictor: PR.Predictor | None = None, *, progress
         figures["adherence"] = adherence.run(cfg.scene, predictor, n=cfg.adherence, seed=cfg.seed,
                                              resolution=cfg.resolution, n_resamples=cfg.bootstrap,
                                              guidance_text=cfg.guidance_text,
-                                             rollout_after=cfg.adherence_rollout_after)
+                                             rollout_after=cfg.adherence_rollout_after,
+                                             stagger=cfg.adherence_stagger)
     return Evaluation(cfg, figures, episodes, rollouts, predictor.name, mode_examples)
 
 
@@ -417,6 +425,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adherence-rollout-after", type=int, default=d.adherence_rollout_after,
                    help="--adherence's samples: denoise the first K frames together and roll the rest out (default: "
                         "the weights' record, else the whole clip; 32 or more: the whole clip together)")
+    p.add_argument("--adherence-stagger", type=int, default=d.adherence_stagger,
+                   help="--adherence's samples: each frame denoised together settles S steps behind the one before "
+                        "(default: the weights' record, else 0: all together)")
     p.add_argument("--out", type=Path, default=Path("worldsim-eval"), help="output folder (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out folder")
 
@@ -454,7 +465,8 @@ def main(args: argparse.Namespace) -> int:
                          videos=args.videos, voe=args.voe, adherence=args.adherence, holdout=holdout,
                          steps=args.steps, sampler=args.sampler, context_sigma=args.context_sigma,
                          guidance_actions=args.guidance_actions, guidance_text=args.guidance_text,
-                         adherence_rollout_after=args.adherence_rollout_after, mode_steps=args.mode_steps,
+                         adherence_rollout_after=args.adherence_rollout_after,
+                         adherence_stagger=args.adherence_stagger, mode_steps=args.mode_steps,
                          probes=tuple(x.strip() for x in (args.probes or "").split(",") if x.strip()))
         ev = evaluate(cfg, progress=True)
         js, html = write(ev, out / dist if len(dists) > 1 else out, overwrite=True)

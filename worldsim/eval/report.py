@@ -296,6 +296,8 @@ def render_html(evaluation) -> str:
         guided = f", caption guidance {a['guidance_text']:g}" if a.get("guidance_text", 1.0) != 1.0 else ""
         if a.get("rollout_after"):
             guided += f", frames after {a['rollout_after']} rolled out"
+        if a.get("stagger"):
+            guided += f", text-made frames {a['stagger']} steps apart"
         parts.append(f"<h2>Prompt adherence ({len(a['prompts'])} prompts, {a['frames']} frames{guided})</h2><table><tr>"
                      f"<th>video</th><th>adherence (%)</th></tr>{rows}</table>")
     # provenance

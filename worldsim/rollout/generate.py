@@ -37,7 +37,8 @@ from worldsim.diffusion import plans
 from worldsim.diffusion.sampling import SAMPLERS, keep_blocks, tie_frames
 from worldsim.errors import ConfigError
 from worldsim.rollout.autoregressive import Rollout, RolloutConfig
-from worldsim.rollout.model import WorldModel, check_guidance, check_rollout_after, check_steps, to_frames, to_model
+from worldsim.rollout.model import (WorldModel, check_guidance, check_rollout_after, check_stagger, check_steps, to_frames,
+                                   to_model)
 
 MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
 BIDIRECTIONAL = ("extend_backward", "loop", "connect")
@@ -98,7 +99,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
              caption: str | list[str] | None = None, actions=None, cameras=None, params=None,
              guidance: dict[str, float] | None = None, sigma_start: float | None = None, preview_resolution=None,
              preview_steps: int | None = None, keep_scale: int | tuple[int, int] | None = None,
-             keep_draft: bool = True, rollout_after: int | None = None, stagger: int = 0,
+             keep_draft: bool = True, rollout_after: int | None = None, stagger: int | None = None,
              progress: bool = False) -> Generation:
     """Generate B clips of T frames in `mode` (module docstring). Frames are uint8 (B, T, H, W, 3) in and out;
     `image` (B or 1, H, W, 3); `clip`, `head`, `tail` (B or 1, k, H, W, 3). Deterministic given `seed`.
@@ -113,7 +114,8 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
     whole clip; a K of at least `frames` denoises the whole clip together.
     `stagger` S (`t2v`): the frames denoised together settle one after another, frame j's noise levels S steps behind
     frame j - 1's (`plans.pyramid`; 0: all together, the `t2v` plan). With `rollout_after`, it staggers the K frames
-    made from the conditioning (docs/experiments.md E124)."""
+    made from the conditioning (docs/experiments.md E124). None: the weights' own S (`WorldModel.stagger`, recorded
+    by `worldsim export --stagger`; 0 where they record none)."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}", field="mode")
     if keep_scale is not None and mode != "edit":
@@ -122,8 +124,9 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         raise ConfigError(f"keep_draft applies to preview, not {mode}", field="keep_draft")
     if rollout_after is not None and mode != "t2v":
         raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
-    if stagger != 0 and mode != "t2v":
+    if stagger is not None and mode != "t2v":
         raise ConfigError(f"stagger applies to t2v, not {mode}", field="stagger")
+    stagger = (model.stagger if stagger is None else check_stagger(stagger)) if mode == "t2v" else 0
     if mode == "t2v" and (k := t2v_rollout_after(model, rollout_after, _frames(frames, 1))) is not None:
         return _text_then_rollout(model, int(frames), k, steps, sampler, batch, seed, resolution, caption, actions,
                                   cameras, params, guidance, progress, stagger)
@@ -315,7 +318,7 @@ def _preview(model, frames, hw, steps, sampler, batch, seed, caption, actions, c
         raise ConfigError(f"the full size {hw} must be a whole multiple of the preview's {lo}", field="preview_resolution")
     draft = generate(model, "t2v", frames=frames, resolution=lo, steps=preview_steps, sampler=sampler, batch=batch,
                      seed=seed, caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,
-                     rollout_after=_frames(frames, 1), progress=progress)  # the draft: whole (E87)
+                     rollout_after=_frames(frames, 1), stagger=0, progress=progress)  # the draft: whole (E87)
     up = np.repeat(np.repeat(draft.frames, hw[0] // lo[0], axis=2), hw[1] // lo[1], axis=3)
     final = generate(model, "edit", clip=up, resolution=hw, steps=steps, sampler=sampler, batch=batch, seed=seed,
                      caption=caption, actions=actions, cameras=cameras, params=params, guidance=guidance,

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rollout-after", type=int, default=None,
                    help="t2v: denoise only the first K frames together and roll the rest out (default: the weights' "
                    "record, `worldsim export --rollout-after`, else the whole clip; K >= --frames: the whole clip)")
+    p.add_argument("--stagger", type=int, default=None,
+                   help="t2v: each frame denoised together settles S steps behind the one before (default: the "
+                   "weights' record, `worldsim export --stagger`, else 0: all together)")
     p.add_argument("--simulate", action="store_true", help="with --prompt: MuJoCo's video of the same parameters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="mp4", choices=("mp4", "gif"))
@@ -93,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
                  guidance={"text": args.guidance_text, "actions": args.guidance_actions},
                  sigma_start=args.sigma_start, preview_resolution=_hw(args.preview_resolution),
                  preview_steps=args.preview_steps, keep_draft=args.keep_draft, keep_scale=_hw(args.keep_scale),
-                 rollout_after=args.rollout_after, progress=not args.no_progress, **clips)
+                 rollout_after=args.rollout_after, stagger=args.stagger, progress=not args.no_progress, **clips)
     extra = {"given": g.given, "plan": g.plan.numpy()}
     if g.preview is not None:
         extra["preview"] = g.preview

@@ -92,7 +92,7 @@ class WorldModel:
         known = EDMConfig.__dataclass_fields__
         self.edm = EDMConfig(**{k: v for k, v in edm.items() if k in known})
         self.context_sigma = float((meta.get("loss") or {}).get("context_sigma", 0.0))
-        self.steps, self.rollout_after = _sampling(meta, source)
+        self.steps, self.rollout_after, self.stagger = _sampling(meta, source)
         self.denoiser = EDMDenoiser(self.net, self.edm)
         cfg = net.cfg
         if cfg.action_dim != self.scene.action_dim:
@@ -273,18 +273,23 @@ def _caption(t, source: str) -> str:
 DEFAULT_STEPS = 3  # denoising steps per frame for weights that do not say (DIAMOND samples with about 3)
 
 
-def _sampling(meta: dict, source: str | Path) -> tuple[int, int | None]:
-    """The weights' own sampling (`meta["sampler"]`, set at export): denoising steps per frame (else DEFAULT_STEPS)
-    and `rollout_after`, how many frames of a `t2v` clip are denoised together before the rest are rolled out
-    (else None: whole clips together)."""
+SAMPLER_KEYS = ("steps", "rollout_after", "stagger")
+
+
+def _sampling(meta: dict, source: str | Path) -> tuple[int, int | None, int]:
+    """The weights' own sampling (`meta["sampler"]`, set at export): denoising steps per frame (else DEFAULT_STEPS),
+    `rollout_after`, how many frames of a `t2v` clip are denoised together before the rest are rolled out (else
+    None: whole clips together), and `stagger`, how many steps each of those frames settles behind the one before
+    (`plans.pyramid`; else 0: all together)."""
     sampler = meta.get("sampler") or {}
-    if not isinstance(sampler, dict) or set(sampler) - {"steps", "rollout_after"}:
-        raise WeightsError(f"sampler holds only 'steps' and 'rollout_after', got {sampler!r}", source=source,
-                           field="sampler")
+    if not isinstance(sampler, dict) or set(sampler) - set(SAMPLER_KEYS):
+        raise WeightsError(f"sampler holds only {', '.join(map(repr, SAMPLER_KEYS))}, got {sampler!r}",
+                           source=source, field="sampler")
     try:
         steps = check_steps(sampler.get("steps", DEFAULT_STEPS), field="sampler.steps")
         after = sampler.get("rollout_after")
-        return steps, None if after is None else check_rollout_after(after, field="sampler.rollout_after")
+        after = None if after is None else check_rollout_after(after, field="sampler.rollout_after")
+        return steps, after, check_stagger(sampler.get("stagger", 0), field="sampler.stagger")
     except ConfigError as e:
         raise WeightsError(e.message, source=source, field=e.field) from None
 
@@ -301,6 +306,14 @@ def check_rollout_after(k: int, field: str = "rollout_after") -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"rollout_after must be a positive whole number of frames, got {k!r}", field=field)
     return int(k)
+
+
+def check_stagger(s: int, field: str = "stagger") -> int:
+    """How many denoising steps each `t2v` frame settles behind the one before (`plans.pyramid`): a whole number
+    >= 0 (0: all frames together)."""
+    if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+        raise ConfigError(f"stagger must be a whole number of steps >= 0, got {s!r}", field=field)
+    return int(s)
 
 
 def check_guidance(guidance: dict[str, float] | None) -> dict[str, float]:

@@ -11,7 +11,7 @@ import yaml
 
 from worldsim.errors import WeightsError
 from worldsim.models.load import save_model
-from worldsim.rollout.model import check_rollout_after, check_steps
+from worldsim.rollout.model import check_rollout_after, check_stagger, check_steps
 from worldsim.training.module import WorldModel
 from worldsim.weights import load_weights, save_weights
 
@@ -28,33 +28,39 @@ def git_commit() -> str | None:
 
 def export(module: WorldModel, path: str | Path, ema: dict[str, torch.Tensor] | None = None,
            dtype: torch.dtype | None = None, config: str | None = None, data: list[str] | None = None,
-           steps: int = 0, sample_steps: int | None = None, rollout_after: int | None = None) -> Path:
+           steps: int = 0, sample_steps: int | None = None, rollout_after: int | None = None,
+           stagger: int | None = None) -> Path:
     """Write the network's weights (the EMA average when given) to `path` as safetensors; `sample_steps`: the
     denoising steps per frame a rollout of them takes by default (None: not recorded, so the sampler's 3);
-    `rollout_after`: the frames of a `t2v` clip denoised together before the rest are rolled out (None: whole)."""
+    `rollout_after`: the frames of a `t2v` clip denoised together before the rest are rolled out (None: whole);
+    `stagger`: the steps each of those frames settles behind the one before (None: not recorded, so 0)."""
     state = {k.removeprefix("net."): v for k, v in module.state_dict().items() if k.startswith("net.")}
     if ema is not None:
         state.update({k.removeprefix("net."): v for k, v in ema.items() if k.startswith("net.")})
     training = {"steps": int(steps), "config": config, "git_commit": git_commit(), "data": list(data or [])}
     return save_model(path, module.net, module.scene, dataclasses.asdict(module.loss_cfg), training, state, dtype,
-                      sampler=_sampler(sample_steps, rollout_after))
+                      sampler=_sampler(sample_steps, rollout_after, stagger))
 
 
-def _sampler(steps: int | None, rollout_after: int | None = None) -> dict | None:
-    """The weights' `sampler` metadata: default denoising `steps` and t2v `rollout_after` (None: not recorded)."""
+def _sampler(steps: int | None, rollout_after: int | None = None, stagger: int | None = None) -> dict | None:
+    """The weights' `sampler` metadata: default denoising `steps`, t2v `rollout_after` and `stagger` (None: not
+    recorded)."""
     out = {} if steps is None else {"steps": check_steps(steps, field="--steps")}
     if rollout_after is not None:
         out["rollout_after"] = check_rollout_after(rollout_after, field="--rollout-after")
+    if stagger is not None:
+        out["stagger"] = check_stagger(stagger, field="--stagger")
     return out or None
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtype | None = None,
-                      sample_steps: int | None = None, rollout_after: int | None = None) -> Path:
+                      sample_steps: int | None = None, rollout_after: int | None = None,
+                      stagger: int | None = None) -> Path:
     """Export a run's checkpoint (its EMA weights when the run kept them) to safetensors, with the run's resolved
     config and data: what `ExportOnFitEnd` writes at the end of a run, for any checkpoint along the way.
 
     The checkpoint is read with `weights_only=True` (no code is unpickled; worldsim's checkpoints need none)."""
-    _sampler(sample_steps, rollout_after)  # a bad --steps is refused before the checkpoint is read
+    _sampler(sample_steps, rollout_after, stagger)  # a bad --steps is refused before the checkpoint is read
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise WeightsError("no such checkpoint", source=checkpoint, field="checkpoint")
@@ -79,16 +85,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, dtype: torch.dtyp
     config = configs[-1].read_text() if configs else None
     data = ((yaml.safe_load(config) or {}).get("data") or {}).get("stores") if config else None
     return export(module, out, ema=ema, dtype=dtype, config=config, data=data, steps=int(state.get("global_step", 0)),
-                  sample_steps=sample_steps, rollout_after=rollout_after)
+                  sample_steps=sample_steps, rollout_after=rollout_after, stagger=stagger)
 
 
 def export_weights(weights: str | Path, out: str | Path, dtype: torch.dtype | None = None,
-                   sample_steps: int | None = None, rollout_after: int | None = None) -> Path:
-    """Re-export a weights file with other default sampler steps or t2v `rollout_after` (None: keep its record) or
-    at `dtype` (None: as stored): the tensors, model config and training record are kept, so the sampling chosen by
-    evaluation after a run can be recorded without its checkpoint. `out` may be `weights` itself (replaced
+                   sample_steps: int | None = None, rollout_after: int | None = None,
+                   stagger: int | None = None) -> Path:
+    """Re-export a weights file with other default sampler steps, t2v `rollout_after` or `stagger` (None: keep its
+    record) or at `dtype` (None: as stored): the tensors, model config and training record are kept, so the sampling
+    chosen by evaluation after a run can be recorded without its checkpoint. `out` may be `weights` itself (replaced
     atomically)."""
-    sampler = _sampler(sample_steps, rollout_after)  # a bad --steps is refused before the file is read
+    sampler = _sampler(sample_steps, rollout_after, stagger)  # a bad --steps is refused before the file is read
     tensors, meta = load_weights(weights, dtype=None)
     if sampler is not None:
         meta["sampler"] = {**(meta.get("sampler") or {}), **sampler}

@@ -1,11 +1,13 @@
 """`worldsim export CHECKPOINT --out WEIGHTS`: a run's checkpoint (any step, not only the end) as shareable
 safetensors weights, EMA-averaged when the run kept an average; `--fp16` halves the file (the shipped models);
 `--steps N` records the denoising steps per frame the weights sample with by default (chosen by evaluation), and
-`--rollout-after K` that their text-to-video clips denoise the first K frames together and roll the rest out.
-A weights file in place of the checkpoint is re-exported as it is but for `--steps`, `--rollout-after` and `--fp16`.
+`--rollout-after K` that their text-to-video clips denoise the first K frames together and roll the rest out,
+`--stagger S` that those frames settle S steps one behind another (`plans.pyramid`). A weights file in place of the
+checkpoint is re-exported as it is but for `--steps`, `--rollout-after`, `--stagger` and `--fp16`.
 
     worldsim export runs/bounce/checkpoints/last.ckpt --out bounce.safetensors --fp16 --steps 2
     worldsim export collide.safetensors --out collide.safetensors --steps 2 --rollout-after 8
+    worldsim export occlusion.safetensors --out occlusion.safetensors --stagger 2
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rollout-after", type=int, default=None,
                    help="the weights' text-to-video default: denoise the first K frames together and roll the rest "
                    "out (default: none recorded, so whole clips; a weights file keeps its own)")
+    p.add_argument("--stagger", type=int, default=None,
+                   help="the weights' text-to-video default: each frame denoised together settles S steps behind "
+                   "the one before (default: none recorded, so 0, all together; a weights file keeps its own)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,6 +39,7 @@ def main(args: argparse.Namespace) -> int:
 
     dtype = torch.float16 if args.fp16 else None
     export = export_weights if args.checkpoint.suffix == ".safetensors" else export_checkpoint
-    path = export(args.checkpoint, args.out, dtype, sample_steps=args.steps, rollout_after=args.rollout_after)
+    path = export(args.checkpoint, args.out, dtype, sample_steps=args.steps, rollout_after=args.rollout_after,
+                  stagger=args.stagger)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
