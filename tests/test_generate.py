@@ -146,7 +146,8 @@ def test_weights_record_their_t2v_stagger(model, tmp_path):
     np.testing.assert_array_equal(generate(staggered, "t2v", frames=4, rollout_after=2, **kw).frames,
                                   generate(model, "t2v", frames=4, rollout_after=2, stagger=2, **kw).frames)
     pv = dict(frames=4, resolution=32, preview_resolution=16, **kw)
-    np.testing.assert_array_equal(generate(staggered, "preview", **pv).preview, generate(model, "preview", **pv).preview)
+    np.testing.assert_array_equal(generate(staggered, "preview", **pv).preview,
+                                  generate(model, "preview", **pv).preview)
     tensors, meta = load_weights(path, dtype=None)
     for bad in (-1, 1.5, True):
         save_weights(tmp_path / "bad.safetensors", tensors, {**meta, "sampler": {"stagger": bad}})

@@ -78,16 +78,18 @@ CUTS = {"collide": {"cut_error_px": (0.7099, 0.0548), "cut_missing": (0.0417, 0.
 # (`worldsim export --rollout-after 8`), where it meets issue 9's 90%. E42, shipped before E81 and blind to its
 # captions, scored 66.0% here as whole clips, under that floor (74.0). The shipped occlusion (E122) and bounce (E117)
 # models are held to the same test as their files sample text (checks that read motion only from tracks that do not
-# jump, E106): occlusion 80.0% (floor 65.3; E103, shipped before it, 86.3 on these 12 prompts and 81.9 on the
-# published 24, where E122 scores 80.8 since its prompts' captions name the balls' height as its training captions
-# did, `Expansion.state_caption`, 81.9 without), bounce 85.8% (floor 74.1; E112, shipped before it, 76.9; E105 68.9;
+# jump, E106): occlusion 92.1% (floor 81.6) with the pyramid its file records (`worldsim export --stagger 2`, E126)
+# and the direction check that lets no gravity pull its x-sliding balls (80.0 with neither; E103, shipped before it,
+# 86.3 on these 12 prompts with the old check), bounce 85.8% (floor 74.1; E112, shipped before it, 76.9; E105 68.9;
 # E14 31.4% sampled so, 53.5 as whole clips).
 ADHERENCE_PROMPTS = 12
 # scene -> {rollout_after: (% of checks passed, standard error)} at --guidance-text 4; None: the file's own record
 ADHERENCE = {"bounce": {None: (85.8333, 3.9045)}, "collide": {32: (88.8889, 4.2694), None: (100.0, 0.0)},
-             "occlusion": {None: (80.0000, 4.8974)}}
+             "occlusion": {None: (92.0833, 3.5103)}}
 # what each file's own t2v sampling is (`sampler.rollout_after`)
 RECORDED_ROLLOUT_AFTER = {"bounce": 8, "collide": 8, "occlusion": 8}
+# and how many steps each of those frames settles behind the one before (`sampler.stagger`; E126)
+RECORDED_STAGGER = {"bounce": 0, "collide": 0, "occlusion": 2}
 MB = 2**20  # the budget in MiB, as `ls -lh` and `du -h` print sizes: push's 6,007,960 bytes are 5.73 (decisions.md)
 
 
@@ -182,10 +184,10 @@ def measure_cuts(scene: str = "collide") -> None:
               f"copy-last {scores['copy-last'][key]['value']:.4f}")
 
 
-def adherence_scores(scene: str, rollout_after: int | None = None) -> tuple[dict, int | None]:
+def adherence_scores(scene: str, rollout_after: int | None = None) -> tuple[dict, tuple[int | None, int]]:
     """Prompt adherence of the shipped model's text-only samples, guided 4 on the caption, rolled out after
-    `rollout_after` frames (32: whole; None: the file's own record): {predictor: estimate}, and the K they were
-    made with (None: whole clips)."""
+    `rollout_after` frames (32: whole; None: the file's own record): {predictor: estimate}, and the K (None: whole
+    clips) and stagger they were made with."""
     from worldsim.eval import adherence
     from worldsim.eval.world_model import WorldModelPredictor
 
@@ -193,7 +195,7 @@ def adherence_scores(scene: str, rollout_after: int | None = None) -> tuple[dict
     out = adherence.run(scene, predictor, n=ADHERENCE_PROMPTS, guidance_text=4.0, n_resamples=200,
                         rollout_after=rollout_after)
     return ({("shipped" if name == predictor.name else name): est for name, est in out["scores"].items()},
-            out["rollout_after"])
+            (out["rollout_after"], out["stagger"]))
 
 
 def measure_adherence(scene: str = "collide") -> None:
@@ -205,8 +207,9 @@ def measure_adherence(scene: str = "collide") -> None:
 
 @pytest.mark.parametrize("scene,rollout_after", [(s, k) for s in sorted(ADHERENCE) for k in ADHERENCE[s]])
 def test_shipped_model_follows_its_prompts(scene, rollout_after):
-    scores, made_after = adherence_scores(scene, rollout_after)
+    scores, (made_after, stagger) = adherence_scores(scene, rollout_after)
     assert made_after == (RECORDED_ROLLOUT_AFTER[scene] if rollout_after is None else None)  # users get the floor's
+    assert stagger == RECORDED_STAGGER[scene]
     assert scores["mujoco (oracle)"]["value"] == 100.0  # the checks themselves pass MuJoCo's video of each prompt
     got, bound = scores["shipped"]["value"], floor(*ADHERENCE[scene][rollout_after], True)
     assert got >= bound, (scene, rollout_after, got, bound)

@@ -37,8 +37,8 @@ from worldsim.diffusion import plans
 from worldsim.diffusion.sampling import SAMPLERS, keep_blocks, tie_frames
 from worldsim.errors import ConfigError
 from worldsim.rollout.autoregressive import Rollout, RolloutConfig
-from worldsim.rollout.model import (WorldModel, check_guidance, check_rollout_after, check_stagger, check_steps, to_frames,
-                                   to_model)
+from worldsim.rollout.model import (WorldModel, check_guidance, check_rollout_after, check_stagger, check_steps,
+                                   to_frames, to_model)
 
 MODES = ("t2v", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit", "preview")
 BIDIRECTIONAL = ("extend_backward", "loop", "connect")
