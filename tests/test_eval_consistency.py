@@ -170,8 +170,8 @@ def test_prompt_adherence_reads_motion_only_from_tracks_that_do_not_jump(scene):
 
 def test_a_ball_no_gravity_moves_reads_its_direction_however_slowly_it_goes():
     """`occlusion`'s balls slide on an x joint: gravity does not move them, so a slow sample's first 1.5 px step
-    must not be read as a launch upward (before `Scene.gravity_on`, a ball taking 8 frames to move 1.5 px had
-    0.3 m of "fall" removed and read ~110 deg: a prompt's "moving left" failed however leftward it went). The same
+    must not be read as a launch upward (before `Scene.gravity_on`, a ball taking 7 frames to move 1.5 px had
+    0.38 m of "fall" removed and read 112 deg: a prompt's "moving left" failed however leftward it went). The same
     video at a quarter of its speed (each frame shown four times) keeps every direction; `bounce`'s free balls
     do feel gravity, so slowing theirs bends the launch the check reads."""
     from worldsim.rollout.prompts import expand
