@@ -275,11 +275,10 @@ def run(scene: str, predictor, *, n: int, seed: int = 0, resolution: int = 32, f
     model = getattr(predictor, "model", None)
     made_after = made_stagger = None
     if model is not None and getattr(getattr(model, "net", None), "cfg", None) is not None and model.net.cfg.text:
-        from worldsim.rollout.generate import generate, t2v_rollout_after
-        from worldsim.rollout.model import check_stagger
+        from worldsim.rollout.generate import generate, t2v_rollout_after, t2v_stagger
 
         made_after = t2v_rollout_after(model, rollout_after, frames)
-        made_stagger = model.stagger if stagger is None else check_stagger(stagger, field="--adherence-stagger")
+        made_stagger = t2v_stagger(model, stagger)
         vids = []
         for i, x in enumerate(exps):
             g = generate(model, "t2v", frames=frames, resolution=(resolution, resolution), seed=seed + i,

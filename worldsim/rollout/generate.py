@@ -126,7 +126,7 @@ def generate(model: WorldModel, mode: str, *, frames: int | None = None, resolut
         raise ConfigError(f"rollout_after applies to t2v, not {mode}", field="rollout_after")
     if stagger is not None and mode != "t2v":
         raise ConfigError(f"stagger applies to t2v, not {mode}", field="stagger")
-    stagger = (model.stagger if stagger is None else check_stagger(stagger)) if mode == "t2v" else 0
+    stagger = t2v_stagger(model, stagger) if mode == "t2v" else 0
     if mode == "t2v" and (k := t2v_rollout_after(model, rollout_after, _frames(frames, 1))) is not None:
         return _text_then_rollout(model, int(frames), k, steps, sampler, batch, seed, resolution, caption, actions,
                                   cameras, params, guidance, progress, stagger)
@@ -201,6 +201,11 @@ def t2v_rollout_after(model: WorldModel, rollout_after: int | None, frames: int)
     clip is denoised together (no K, or K >= frames)."""
     k = check_rollout_after(rollout_after) if rollout_after is not None else model.rollout_after
     return k if k is not None and frames > k else None
+
+
+def t2v_stagger(model: WorldModel, stagger: int | None) -> int:
+    """The pyramid lag a `t2v` clip's frames made together are denoised with: the caller's, else the weights' own."""
+    return model.stagger if stagger is None else check_stagger(stagger)
 
 
 def _text_then_rollout(model: WorldModel, frames: int, k, steps, sampler, batch, seed, resolution, caption,
