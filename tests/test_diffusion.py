@@ -332,6 +332,33 @@ def test_shared_sigma_draw_gives_a_clips_noisy_frames_one_level():
         D.LossConfig(p_shared_sigma=-0.1)
 
 
+def test_pyramid_draw_gives_a_clips_noisy_frames_one_row_of_a_pyramid_over_the_schedule():
+    """`p_pyramid`: the chosen clips' noisy frames are each 1/n of the sampling schedule noisier than the one before
+    (a row of a pyramid spanning it once, none clamped at its ends), cleanest first; context levels and the other
+    draws are untouched, and clips not chosen keep their independent levels."""
+    shape = (256, 8, 3, 4, 4)
+    cfg = D.LossConfig(p_context=0.5)
+    a = draw(shape, cfg, torch.Generator().manual_seed(0))
+    b = draw(shape, D.LossConfig(p_context=0.5, p_pyramid=1.0), torch.Generator().manual_seed(0))
+    c = draw(shape, D.LossConfig(p_context=0.5, p_pyramid=0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(a.noise, b.noise) and torch.equal(a.context, b.context)
+    assert torch.equal(a.sigma[a.context], b.sigma[b.context])
+    e = cfg.edm
+    hi, lo = e.sigma_max ** (1 / e.rho), e.sigma_min ** (1 / e.rho)
+    place = (b.sigma.double() ** (1 / e.rho) - hi) / (lo - hi)                      # 0: sigma_max, 1: sigma_min
+    for row in range(shape[0]):
+        u = place[row][~b.context[row]]                                            # the noisy frames, in order
+        n = len(u)
+        assert ((u > 0) & (u <= 1 + 1e-6)).all()
+        assert torch.allclose(u[:-1] - u[1:], torch.full((n - 1,), 1 / n, dtype=u.dtype), atol=1e-4)
+        assert 1 - 1 / n - 1e-4 <= u[0] <= 1 + 1e-6                                # the first within a lag of clean
+    changed = (c.sigma != a.sigma).any(1)
+    assert 0 < changed.sum() < shape[0]
+    assert torch.equal(c.sigma[~changed], a.sigma[~changed])
+    with pytest.raises(ConfigError, match="p_pyramid"):
+        D.LossConfig(p_pyramid=2.0)
+
+
 def test_loss_withholds_the_drawn_captions():
     net = _live_model()  # eval mode: no condition dropout, so the captions alone decide the text
     den = D.EDMDenoiser(net)

@@ -55,12 +55,16 @@ class LossConfig:
     # the frames it makes together (t2v, extend, connect), and with independent levels per frame a case training
     # almost never draws: there the motion must come from the text or context, not from a less noisy neighbour.
     p_shared_sigma: float = 0.0
+    # Share of clips whose noisy frames are each noisier than the one before, as a staggered `t2v` plan
+    # (`plans.pyramid`) samples them and independent levels almost never draw for 8 frames: one row of a pyramid
+    # that spans the sampling schedule once (`pyramid_levels`; Rolling Diffusion's window, Ruhe et al. 2024).
+    p_pyramid: float = 0.0
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
         if bad:
             raise ConfigError(f"unknown pattern {bad[0]!r}; known: {PATTERNS}", source="LossConfig", field="patterns")
-        for name in ("p_context", "p_bidirectional", "p_uncaptioned", "p_shared_sigma"):
+        for name in ("p_context", "p_bidirectional", "p_uncaptioned", "p_shared_sigma", "p_pyramid"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"must be in [0, 1], got {getattr(self, name)}", source="LossConfig", field=name)
         if self.motion_weight < 0:
@@ -175,7 +179,25 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
         first = torch.where(context, torch.inf, sigma).argmin(1, keepdim=True)  # a noisy frame (context < inf)
         one = sigma.gather(1, first).expand(B, T)                                                         # (B, T)
         sigma = torch.where(shared[:, None] & ~context, one, sigma)
+    if cfg.p_pyramid > 0:
+        chosen = torch.rand(B, generator=generator) < cfg.p_pyramid                                       # (B,)
+        sigma = torch.where(chosen[:, None] & ~context, pyramid_levels(context, cfg, generator), sigma)
     return Draw(sigma, noise, context, causal, fade, own, bare)
+
+
+def pyramid_levels(context: torch.Tensor, cfg: LossConfig, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """(B, T) levels for each clip's n noisy frames as one row of a pyramid over the sampling schedule: the j-th
+    sits at place 1 - (j + t) / n (EDM eq. 5 read continuously: 0 is sigma_max, 1 sigma_min), t ~ U(0, 1) per clip,
+    so the row spans the schedule once, cleanest first, none past either end (a draw clamped there would score
+    frames at sigma_min, whose target is the noise itself, and wait frames at sigma_max). Context entries: arbitrary."""
+    B, T = context.shape
+    j = (~context).cumsum(1) - 1                                                               # (B, T) noisy index
+    n = (~context).sum(1, keepdim=True).clamp(min=1)                                           # (B, 1)
+    u = 1 - (j + torch.rand(B, 1, generator=generator)) / n                                    # (B, T) in (0, 1]
+    e = cfg.edm
+    hi, lo = e.sigma_max ** (1 / e.rho), e.sigma_min ** (1 / e.rho)
+    return (hi + u.clamp(0, 1) * (lo - hi)) ** e.rho
 
 
 def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),
