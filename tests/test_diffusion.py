@@ -355,8 +355,15 @@ def test_pyramid_draw_gives_a_clips_noisy_frames_one_row_of_a_pyramid_over_the_s
     changed = (c.sigma != a.sigma).any(1)
     assert 0 < changed.sum() < shape[0]
     assert torch.equal(c.sigma[~changed], a.sigma[~changed])
+    only = draw(shape, D.LossConfig(p_context=0.5, p_pyramid=1.0, pyramid_clips="no_context"),
+                torch.Generator().manual_seed(0))
+    bare = ~a.context.any(1)                                                        # clips given no context frame
+    assert bare.any() and (~bare).any()
+    assert torch.equal(only.sigma[bare], b.sigma[bare]) and torch.equal(only.sigma[~bare], a.sigma[~bare])
     with pytest.raises(ConfigError, match="p_pyramid"):
         D.LossConfig(p_pyramid=2.0)
+    with pytest.raises(ConfigError, match="pyramid_clips"):
+        D.LossConfig(pyramid_clips="context")
 
 
 def test_loss_withholds_the_drawn_captions():

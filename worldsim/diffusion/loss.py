@@ -24,7 +24,7 @@ DEFAULT_PATTERNS = PATTERNS[:4]
 # Physics-IQ and the moving-pixel metrics (worldsim.eval.metrics.MOTION_DISTANCE), in the [-1, 1] units of clips.
 MOTION_THRESHOLD = 40 / 127.5
 MOTION_MASKS = ("past", "target")
-MOTION_CLIPS = ("all", "no_context")
+CLIP_SETS = ("all", "no_context")  # which clips an option applies to: every one, or those given no context frame
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class LossConfig:
     # (`plans.pyramid`) samples them and independent levels almost never draw for 8 frames: one row of a pyramid
     # that spans the sampling schedule once (`pyramid_levels`; Rolling Diffusion's window, Ruhe et al. 2024).
     p_pyramid: float = 0.0
+    # Which clips may be drawn so: "all", or "no_context" (text-to-video's clips; rollouts sample one frame at a
+    # time from clean context and never see a pyramid: E128 drew it on all clips and its rollouts lost 5 Physics-IQ).
+    pyramid_clips: str = "all"
 
     def __post_init__(self):
         bad = [p for p in self.patterns if p not in PATTERNS]
@@ -72,9 +75,10 @@ class LossConfig:
         if self.motion_mask not in MOTION_MASKS:
             raise ConfigError(f"unknown mask {self.motion_mask!r}; known: {MOTION_MASKS}", source="LossConfig",
                               field="motion_mask")
-        if self.motion_clips not in MOTION_CLIPS:
-            raise ConfigError(f"unknown clips {self.motion_clips!r}; known: {MOTION_CLIPS}", source="LossConfig",
-                              field="motion_clips")
+        for name in ("motion_clips", "pyramid_clips"):
+            if getattr(self, name) not in CLIP_SETS:
+                raise ConfigError(f"unknown clips {getattr(self, name)!r}; known: {CLIP_SETS}", source="LossConfig",
+                                  field=name)
         if self.motion_radius < 0:
             raise ConfigError(f"must be >= 0, got {self.motion_radius}", source="LossConfig", field="motion_radius")
 
@@ -181,6 +185,8 @@ def draw(shape: tuple[int, ...], cfg: LossConfig = LossConfig(), generator: torc
         sigma = torch.where(shared[:, None] & ~context, one, sigma)
     if cfg.p_pyramid > 0:
         chosen = torch.rand(B, generator=generator) < cfg.p_pyramid                                       # (B,)
+        if cfg.pyramid_clips == "no_context":
+            chosen &= ~context.any(1)
         sigma = torch.where(chosen[:, None] & ~context, pyramid_levels(context, cfg, generator), sigma)
     return Draw(sigma, noise, context, causal, fade, own, bare)
 
