@@ -10,7 +10,7 @@ Context noise (GameNGen): `context_sigma > 0` shows the model its own past frame
 per frame), as in training (`LossConfig.context_sigma`), against drift in long rollouts. With `context_sigma == 0`
 the frame is written to the cache *during its last denoising step* (input at sigma_min = 0.002, within the range
 training showed context at), which saves one network call per frame; `fuse_write=False` writes the finished frame
-in a separate clean pass instead.
+in a separate clean pass instead, as Heun's sampler always does (its last level is visited twice).
 
 Conventions: frames are uint8 `B T H W C` at the boundary; `actions[:, t]` passed to `step` is the action applied
 after the last frame, leading into the new one (the training data's "action into frame t").
@@ -31,6 +31,9 @@ from worldsim.rollout.model import WorldModel, check_guidance, check_steps, to_f
 
 
 FUSE_BELOW = 0.01  # the last denoising input is "clean enough" to be cached below this level (sigma_min = 0.002)
+# Samplers whose first network call at the last level is their last call. Heun's correction of the step before
+# calls the network at that level first: a write there would let the final call attend to its own frame (E133).
+FUSED_SAMPLERS = ("euler", "euler_a")
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ class Rollout:
         H, W = self.resolution
         x0 = self._sigmas[0, 0] * self._noise((self.batch, 1, 3, H, W))                # plans.initial, per rollout
         last_sigma = float(self._sigmas[-2, 0])
-        fused = cfg.fuse_write and cfg.context_sigma == 0 and last_sigma <= FUSE_BELOW
+        fused = cfg.fuse_write and cfg.sampler in FUSED_SAMPLERS and cfg.context_sigma == 0 and last_sigma <= FUSE_BELOW
         cache = self.cache
         calls = {"n": 0}
 
