@@ -76,7 +76,8 @@ def main() -> None:
             fit, test = np.flatnonzero(ok[:split]), split + np.flatnonzero(ok[split:])
             w = np.linalg.lstsq(x[fit], y[fit], rcond=None)[0]
             err = x[test] @ w - y[test]
-            row.append(f"{h} frames on: {np.linalg.norm(err, axis=-1).mean():.3f} px (height {np.abs(err[:, 1]).mean():.3f})")
+            off = np.linalg.norm(err, axis=-1).mean()
+            row.append(f"{h} frames on: {off:.3f} px (height {np.abs(err[:, 1]).mean():.3f})")
         print(";  ".join(row))
 
 
