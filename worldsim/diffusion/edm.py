@@ -61,14 +61,22 @@ class EDMDenoiser:
         return per_frame(c_skip) * x + per_frame(c_out) * f.to(torch.float32)
 
 
+def schedule_level(place: torch.Tensor, cfg: EDMConfig, hi: float | None = None, lo: float | None = None
+                   ) -> torch.Tensor:
+    """EDM eq. 5 read continuously: the level at `place` along the schedule (0: `hi`, 1: `lo`; by default
+    sigma_max and sigma_min), spaced by rho."""
+    hi = cfg.sigma_max if hi is None else hi
+    lo = cfg.sigma_min if lo is None else lo
+    return (hi ** (1 / cfg.rho) + place * (lo ** (1 / cfg.rho) - hi ** (1 / cfg.rho))) ** cfg.rho
+
+
 def karras_sigmas(steps: int, cfg: EDMConfig = EDMConfig(), sigma_max: float | None = None) -> torch.Tensor:
     """EDM eq. 5: `steps` levels from sigma_max down to sigma_min spaced by rho, then a final 0 -> (steps + 1,)."""
     hi = cfg.sigma_max if sigma_max is None else sigma_max
     if steps < 1:
         raise ConfigError(f"need at least one step, got {steps}", source="karras_sigmas", field="steps")
     lo = min(cfg.sigma_min, hi)  # a partial schedule (SDEdit) may start below sigma_min: then it just stops there
-    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
-    s = (hi ** (1 / cfg.rho) + ramp * (lo ** (1 / cfg.rho) - hi ** (1 / cfg.rho))) ** cfg.rho
+    s = schedule_level(torch.linspace(0, 1, steps, dtype=torch.float64), cfg, hi, lo)
     return torch.cat((s, s.new_zeros(1))).to(torch.float32)
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma
+from worldsim.diffusion.edm import Denoiser, EDMConfig, loss_weight, per_frame, sample_sigma, schedule_level
 from worldsim.diffusion.fade import FadeConfig, draw_fade, fade_context
 from worldsim.diffusion.own_context import OwnContextConfig, draw_own, own_context
 from worldsim.errors import ConfigError
@@ -201,9 +201,7 @@ def pyramid_levels(context: torch.Tensor, cfg: LossConfig, generator: torch.Gene
     j = (~context).cumsum(1) - 1                                                               # (B, T) noisy index
     n = (~context).sum(1, keepdim=True).clamp(min=1)                                           # (B, 1)
     u = 1 - (j + torch.rand(B, 1, generator=generator)) / n                                    # (B, T) in (0, 1]
-    e = cfg.edm
-    hi, lo = e.sigma_max ** (1 / e.rho), e.sigma_min ** (1 / e.rho)
-    return (hi + u.clamp(0, 1) * (lo - hi)) ** e.rho
+    return schedule_level(u.clamp(0, 1), cfg.edm)
 
 
 def loss(denoiser: Denoiser, x: torch.Tensor, cond=None, *, cfg: LossConfig = LossConfig(),

@@ -29,7 +29,8 @@ Checks per prompt (all from the parsed prompt and the expansion's parameters, ne
 
 The oracle (MuJoCo's own video of the expansion's parameters) scores 100% on aliased scenes (tested); a video of other
 parameters scores lower (tested). On anti-aliased frames (`parabola` since E130) the size checks undercount a ball
-(its soft edge lies outside the colour distance) and the oracle scores 84.7 (docs/results.md). Thresholds were fixed on MuJoCo videos alone (docs/metrics.md, "Prompt adherence").
+(its soft edge lies outside the colour distance) and the oracle scores 84.7 (docs/results.md). Thresholds were
+fixed on MuJoCo videos alone (docs/metrics.md, "Prompt adherence").
 """
 
 from __future__ import annotations
