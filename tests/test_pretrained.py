@@ -28,9 +28,10 @@ EPISODES = 12  # fresh episodes, seed 0: the evaluation is deterministic, so the
 # 0.47 vs 4.16 px, 0.42 vs 0.50 px/frame); no ball missing in the first frames.
 # orbit (E37): next-frame and 16-frame PSNR and SSIM beat copy-last (24.0 vs 22.9 dB, 18.7 vs 17.7 dB, 0.696 vs
 # 0.656); its objects sit as far from MuJoCo's as a still frame's (0.96 vs 0.89 px): no floor on the centre error.
-# parabola (E131, anti-aliased frames since E130, sampled with the 2 Euler steps its file records): next-frame and
-# 16-frame PSNR, SSIM, the centre and the velocity error beat copy-last (37.3 vs 31.4 dB, 28.6 vs 24.4 dB, 0.964 vs
-# 0.933, 1.82 vs 5.85 px, 0.53 vs 0.96 px/frame); no ball missing. (E68 on the aliased frames: 31.2 vs 28.4 dB.)
+# parabola (E136, anti-aliased frames since E130, sampled with the 2 Euler steps its file records): next-frame and
+# 16-frame PSNR, SSIM, the centre and the velocity error beat copy-last (38.7 vs 31.4 dB, 29.2 vs 24.4 dB, 0.967 vs
+# 0.933, 1.68 vs 5.85 px, 0.51 vs 0.96 px/frame); no ball missing. (E131: 37.3 dB, 1.82 px; E68 on the aliased
+# frames: 31.2 vs 28.4 dB.)
 # push (E62): next-frame and 16-frame PSNR, SSIM, the centre and the velocity error beat copy-last (36.6 vs 31.4 dB,
 # 32.7 vs 28.0 dB, 0.983 vs 0.966, 0.48 vs 1.64 px, 0.21 vs 0.36 px/frame). It also answers its actions (RESPONSE).
 SHIPPED = {
@@ -40,8 +41,8 @@ SHIPPED = {
     "occlusion": {"psnr@1": (46.3844, 3.2002, True), "psnr": (37.5476, 2.0910, True), "ssim": (0.9853, 0.0023, True),
                   "position_px_vs_mujoco": (0.4652, 0.0460, False), "velocity_px_vs_mujoco": (0.4197, 0.0305, False)},
     "orbit": {"psnr@1": (23.9933, 0.5722, True), "psnr": (18.6694, 0.3481, True), "ssim": (0.6955, 0.0164, True)},
-    "parabola": {"psnr@1": (37.2511, 0.7042, True), "psnr": (28.6019, 0.7014, True), "ssim": (0.9641, 0.0041, True),
-                 "position_px_vs_mujoco": (1.8236, 0.2316, False), "velocity_px_vs_mujoco": (0.5264, 0.0397, False)},
+    "parabola": {"psnr@1": (38.7051, 0.7219, True), "psnr": (29.2487, 0.7680, True), "ssim": (0.9671, 0.0041, True),
+                 "position_px_vs_mujoco": (1.6789, 0.2167, False), "velocity_px_vs_mujoco": (0.5127, 0.0290, False)},
     "push": {"psnr@1": (36.6012, 1.0830, True), "psnr": (32.6731, 0.6493, True), "ssim": (0.9834, 0.0026, True),
              "position_px_vs_mujoco": (0.4849, 0.1170, False), "velocity_px_vs_mujoco": (0.2112, 0.0208, False)},
 }
