@@ -5,7 +5,10 @@ centre (px, the evaluation's colour parser `worldsim.eval.parse`) in its frames 
 displacement error per axis beside copy-last's and linear extrapolation's, the curvature of the ball's height over
 frames 2-9 (px/frame^2; MuJoCo's is g in pixels), the centre error by step, and the curvature over the stretches
 between MuJoCo's bounces (where the gravity probe fits g) with how often the model's first bounce lands on MuJoCo's
-frame. A manual diagnostic behind docs/experiments.md E66-E69, not a test.
+frame; last, how closely the model's speed over frames 3-8 follows MuJoCo's on each axis (the slope of one against
+the other: 1 reads it from the context, 0 moves every ball alike) and the share of balls it sends the wrong way
+sideways. `--mirror` flips the episodes left to right first (balls launched from the right: every recorded one
+starts on the left). A manual diagnostic behind docs/experiments.md E66-E69 and E139-E141, not a test.
 
     .venv/bin/python scripts/parabola_axes.py --model worldsim/pretrained/parabola.safetensors
 """
@@ -35,11 +38,14 @@ def main() -> None:
     ap.add_argument("--store", default="data/parabola32.zarr")
     ap.add_argument("--split", default="test")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--mirror", action="store_true", help="flip the episodes left to right")
     args = ap.parse_args()
     group = zarr.open_group(args.store, mode="r")[args.split]
     lengths = group["episode_length"][:]
     n, length = len(lengths), int(lengths[0])  # recorded stores hold equal-length episodes
     frames = group["frames"][:].reshape(n, length, *group["frames"].shape[1:])                 # (B, T, H, W, 3)
+    if args.mirror:
+        frames = np.ascontiguousarray(frames[:, :, :, ::-1])
     world_model = WorldModel.load(args.model)
     colour = np.array(get_scene(world_model.scene.name).spec.objects[0].colour)
     made = rollout(world_model, frames[:, :4], horizon=16, config=RolloutConfig(steps=args.steps))
@@ -57,6 +63,7 @@ def main() -> None:
     error = np.linalg.norm(real[:, 4:] - model[:, 4:], axis=-1)                                # (B, 16)
     print("centre error by step (px):", np.nanmean(error, 0).round(2).tolist())
     stretches(real[:, 4:, 0], model[:, 4:, 0])
+    speeds(real, model)
 
 
 def curvature(row: np.ndarray) -> float:
@@ -96,6 +103,17 @@ def stretches(real: np.ndarray, model: np.ndarray) -> None:
     q25, q50, q75 = np.percentile(lag, [25, 50, 75]) if lag else (np.nan,) * 3
     print(f"first bounce in the rollout ({bounced} episodes): the model's on MuJoCo's frame in {same}, within one "
           f"frame in {near}; its frame minus MuJoCo's, median {q50:+.0f} (quartiles {q25:+.0f}, {q75:+.0f})")
+
+
+def speeds(real: np.ndarray, model: np.ndarray, a: int = 3, b: int = 8) -> None:
+    """Slope of the model's mean speed over frames a..b against MuJoCo's, per axis (tracks (B, T, 2) row, column),
+    and the share of balls the model moves the other way sideways."""
+    true, made = (real[:, b] - real[:, a]) / (b - a), (model[:, b] - model[:, a]) / (b - a)     # (B, 2) px/frame
+    ok = np.isfinite(true).all(1) & np.isfinite(made).all(1)
+    slope = [np.polyfit(true[ok, k], made[ok, k], 1)[0] for k in (1, 0)]
+    wrong = np.mean(np.sign(made[ok, 1]) != np.sign(true[ok, 1]))
+    print(f"speed over frames {a}-{b}, model against MuJoCo ({ok.sum()} episodes): slope sideways {slope[0]:.2f}, "
+          f"up and down {slope[1]:.2f}; sent the wrong way sideways {wrong:.0%}")
 
 
 if __name__ == "__main__":

@@ -541,6 +541,45 @@ def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
         WorldDataModule(stores=[str(store)], p_reverse=-0.1)
 
 
+def test_mirrored_clips_flip_left_to_right_without_their_caption(store, tmp_path):
+    """`data.p_mirror` flips that share of training clips left to right (caption None, no flag), drawn from (seed,
+    step) after the windows and reverse flags, which stay as without it; never in validation. A store whose
+    background is not the same mirrored (`parabola` seen by its tilted camera) is refused, as is an actuated one."""
+    def batches(**kw) -> tuple[WorldDataModule, list[list[tuple]]]:
+        dm = WorldDataModule(stores=[str(store)], windows=[6], batch_size=4, val_batches=2, **kw)
+        dm.setup("fit")
+        return dm, [dm.train_dataloader().batch_sampler.batch(step) for step in range(20)]
+
+    dm, drawn = batches(p_mirror=0.5, p_reverse=0.5)
+    items = [it for b in drawn for it in b]
+    assert 0.3 < np.mean([it[3] for it in items]) < 0.7
+    assert [it[:3] for it in items] == [it for b in batches(p_reverse=0.5)[1] for it in b]
+    assert batches(p_mirror=0.5, p_reverse=0.5)[1] == drawn
+    ds = dm.train_dataloader().dataset
+    b, w = items[0][:2]
+    plain, mirrored = ds[(b, w)], ds[(b, w, False, True)]
+    assert torch.equal(mirrored["video"], plain["video"].flip(-1)) and not torch.equal(mirrored["video"],
+                                                                                        plain["video"])
+    assert plain["caption"] and mirrored["caption"] is None and not mirrored["reversed"]
+    assert torch.equal(ds[(b, w, True, True)]["video"], plain["video"].flip(0).flip(-1))
+    assert all(len(it) == 2 for it in dm.val_dataloader().batch_sampler.batch(0))
+    assert not batches(p_mirror=0.5)[0].describe()["time_reversed"]  # no flag: the weights need nothing new
+    tilted = tmp_path / "parabola_tilted.zarr"
+    for split in ("train", "val"):
+        record(RecordConfig(store=str(tilted), scene="parabola", split=split, episodes=2, frames=8, resolution=16,
+                            camera="tilted", policy="zero", progress=False))
+    with pytest.raises(ConfigError, match=r"parabola_tilted\.zarr.*data\.p_mirror"):
+        WorldDataModule(stores=[str(tilted)], windows=[4], p_mirror=0.5).setup("fit")
+    WorldDataModule(stores=[str(tilted)], windows=[4]).setup("fit")  # without mirrored clips it is a fine store
+    push = tmp_path / "push16.zarr"
+    record(RecordConfig(store=str(push), scene="push", split="train", episodes=1, frames=8, resolution=16,
+                        progress=False))
+    with pytest.raises(ConfigError, match=r"push16\.zarr.*data\.p_mirror"):
+        WorldDataModule(stores=[str(push)], p_mirror=0.5).describe()
+    with pytest.raises(ConfigError, match=r"data\.p_mirror"):
+        WorldDataModule(stores=[str(store)], p_mirror=1.5)
+
+
 def test_window_captions_describe_each_clip_from_its_own_first_frame(tmp_path):
     """`data.window_captions` captions a clip as a clip of its own: the objects where the store has them on the
     clip's first frame, its events renumbered from 0 and no others; without it every clip of an episode has the

@@ -155,6 +155,21 @@ def _check_compatible(parts: list[EpisodeArrays]) -> None:
                                  source=p.path, field=key)
 
 
+MIRROR_LEVELS = 24  # colour levels a pixel may differ from its mirror and still count as the same background
+MIRROR_SHARE = 0.02  # share of the median frame's pixels that may differ so (anti-aliased edges, a parked object)
+
+
+def _check_mirror_symmetric(part: EpisodeArrays) -> None:
+    """Refuse `data.p_mirror` on a store whose background is not the same flipped left to right: its median frame
+    (objects move, so the median over many frames is the background) against its mirror image."""
+    frames = np.concatenate(part.frames[:: max(1, len(part.frames) // 64)])                   # (N, H, W, 3)
+    median = np.median(frames[:: max(1, len(frames) // 2048)], axis=0).astype(np.int16)       # (H, W, 3)
+    differ = (np.abs(median - median[:, ::-1]) > MIRROR_LEVELS).any(-1).mean()
+    if differ > MIRROR_SHARE:
+        raise ConfigError(f"{differ:.0%} of the background's pixels differ from their mirror image: mirrored clips "
+                          f"would show a world that does not exist", source=part.path, field="data.p_mirror")
+
+
 class WindowDataset(Dataset):
     """Item (bucket, window) -> one training clip as a dict of tensors (see `__getitem__`).
 
@@ -166,12 +181,13 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return sum(len(b.starts) for b in self.buckets)
 
-    def __getitem__(self, item: tuple[int, int] | tuple[int, int, bool]) -> dict:
+    def __getitem__(self, item: tuple[int, int] | tuple[int, int, bool] | tuple[int, int, bool, bool]) -> dict:
         """video (T, C, H, W) in [-1, 1]; actions (T, A): the action that led into each frame; camera_ids (T,);
         params (P,) the conditioned scene quantities; caption str; reversed () bool. A reversed clip (the item's
         third element) has its frames and cameras backward and no caption (None: the text's null embedding), since
-        the episode's caption tells its events forward."""
-        b, w, reverse = item if len(item) == 3 else (*item, False)
+        the episode's caption tells its events forward; a mirrored one (the fourth) has its frames flipped left to
+        right and no caption either, since the caption names where things are."""
+        b, w, reverse, mirror = (*item, False, False)[:4]
         bucket = self.buckets[b]
         part = self.parts[bucket.store]
         e, s, T = int(bucket.episodes[w]), int(bucket.starts[w]), bucket.window
@@ -185,12 +201,14 @@ class WindowDataset(Dataset):
         cams = torch.from_numpy(part.camera[e][s : s + T])
         if reverse:
             video, cams = video.flip(0), cams.flip(0)
+        if mirror:
+            video = video.flip(-1)
         return {
             "video": video,
             "actions": torch.from_numpy(acts),
             "camera_ids": cams,
             "params": torch.from_numpy(part.params[e]),
-            "caption": None if reverse else part.window_caption(e, s, T) if part.spec else part.captions[e],
+            "caption": None if reverse or mirror else part.window_caption(e, s, T) if part.spec else part.captions[e],
             "reversed": torch.tensor(bool(reverse)),
         }
 
@@ -202,10 +220,10 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     takes its slice, so a run on N processes sees the same global batches as one process with N x batch_size."""
 
     def __init__(self, buckets: list[Bucket], seed: int, steps: int, start=lambda: 0, rank: int = 0, world: int = 1,
-                 shares: dict[str, float] | None = None, p_reverse: float = 0.0):
+                 shares: dict[str, float] | None = None, p_reverse: float = 0.0, p_mirror: float = 0.0):
         self.buckets, self.seed, self.steps, self.start = buckets, seed, steps, start
         self.shares = shares or {}  # kind in FOCUS -> share of clips drawn around it
-        self.p_reverse = p_reverse
+        self.p_reverse, self.p_mirror = p_reverse, p_mirror
         self.rank, self.world = rank, world
         sizes = np.array([len(b.starts) for b in buckets], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -213,7 +231,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
     def __len__(self) -> int:
         return self.steps
 
-    def batch(self, step: int) -> list[tuple[int, int] | tuple[int, int, bool]]:
+    def batch(self, step: int) -> list[tuple[int, int] | tuple[int, int, bool] | tuple[int, int, bool, bool]]:
         rng = np.random.default_rng([self.seed, step])
         b = int(rng.choice(len(self.buckets), p=self.weights))
         bucket = self.buckets[b]
@@ -227,11 +245,15 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
                 chosen = (low <= u) & (u < low + share)
                 windows[chosen] = held[rng.integers(0, len(held), int(chosen.sum()))]
                 low += share
-        if self.p_reverse > 0:  # drawn after the windows and only when asked, as above
-            flip = rng.random(len(windows)) < self.p_reverse
-            mine = slice(self.rank, None, self.world)
+        mine = slice(self.rank, None, self.world)
+        # flags drawn after the windows and only when asked, as above: runs without them keep their order
+        flip = rng.random(len(windows)) < self.p_reverse if self.p_reverse > 0 else np.zeros(len(windows), bool)
+        if self.p_mirror > 0:
+            mirror = rng.random(len(windows)) < self.p_mirror
+            return [(b, int(w), bool(f), bool(m)) for w, f, m in zip(windows[mine], flip[mine], mirror[mine])]
+        if self.p_reverse > 0:
             return [(b, int(w), bool(f)) for w, f in zip(windows[mine], flip[mine])]
-        return [(b, int(w)) for w in windows[self.rank :: self.world]]
+        return [(b, int(w)) for w in windows[mine]]
 
     def __iter__(self):
         first = int(self.start())
@@ -280,6 +302,12 @@ class WorldDataModule(L.LightningDataModule):
             (`generate(..., "extend_backward")` does so for such weights). Only for scenes without actions whose
             physics runs the same both ways (elastic and frictionless: `bounce`, `collide`, `occlusion`,
             `parabola`); a store with actions is refused. Validation clips are never reversed.
+        p_mirror: the share of training clips flipped left to right (caption withheld), with no flag telling the
+            model so: where every ball starts on the left (`parabola`), where a ball is otherwise tells which way
+            it goes and the context frames are not read for it (docs/experiments.md E139-E141). Pair it with
+            `loss.p_uncaptioned: 1.0`, or the null caption marks the mirrored clips (E139). Only for scenes without
+            actions whose background looks the same mirrored (checked on the stores' median frame). Validation
+            clips are never mirrored.
         push_share: the share of training clips drawn from windows that hold the start of a push (an agent meeting
             an object: the recorded `push` events) with a frame before it and two after, as `occlusion_share` does
             for occlusions. Validation windows are always drawn alike.
@@ -296,7 +324,8 @@ class WorldDataModule(L.LightningDataModule):
                  seed: int = 0, max_steps: int = 1000, val_batches: int = 4,
                  num_workers: int = 0, train_split: str = "train", val_split: str = "val",
                  pixels_per_batch: int | None = None, occlusion_share: float = 0.0, p_reverse: float = 0.0,
-                 push_share: float = 0.0, window_captions: bool = False, start_share: float = 0.0):
+                 push_share: float = 0.0, window_captions: bool = False, start_share: float = 0.0,
+                 p_mirror: float = 0.0):
         super().__init__()
         if not stores:
             raise ConfigError("give at least one store", field="data.stores")
@@ -312,15 +341,16 @@ class WorldDataModule(L.LightningDataModule):
         if sum(shares.values()) > 1.0:
             raise ConfigError(f"occlusion_share + push_share + start_share must be at most 1, got "
                               f"{sum(shares.values())}", field="data.start_share" if start_share else "data.push_share")
-        if not 0.0 <= p_reverse <= 1.0:
-            raise ConfigError(f"must be in [0, 1], got {p_reverse}", field="data.p_reverse")
+        for name, p in (("p_reverse", p_reverse), ("p_mirror", p_mirror)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"must be in [0, 1], got {p}", field=f"data.{name}")
         if any(w < 1 for w in windows):
             raise ConfigError(f"window lengths must be >= 1, got {windows}", field="data.windows")
         self.stores, self.windows = [str(s) for s in stores], windows
         self.batch_size, self.stride, self.pixels_per_batch = batch_size, stride, pixels_per_batch
         self.seed, self.max_steps, self.val_batches, self.num_workers = seed, max_steps, val_batches, num_workers
         self.train_split, self.val_split = train_split, val_split
-        self.shares, self.p_reverse = shares, p_reverse
+        self.shares, self.p_reverse, self.p_mirror = shares, p_reverse, p_mirror
         self.window_captions = window_captions
         self._parts: dict[str, list[EpisodeArrays]] = {}
 
@@ -337,6 +367,9 @@ class WorldDataModule(L.LightningDataModule):
         if self.p_reverse > 0 and len(first["action_low"]):
             raise ConfigError(f"{name} has actions, and an action does not undo itself played backward: clips of "
                               f"actuated scenes cannot be reversed", source=self.stores[0], field="data.p_reverse")
+        if self.p_mirror > 0 and len(first["action_low"]):
+            raise ConfigError(f"{name} has actions, and an action's direction does not flip with the frames: clips "
+                              f"of actuated scenes cannot be mirrored", source=self.stores[0], field="data.p_mirror")
         return {"name": name, "resolution": [list(m["resolution"]) for m in metas],
                 "frame_skip": int(first["frame_skip"]), "fps": float(first["fps"]), "cameras": list(first["cameras"]),
                 "action_dim": len(first["action_low"]), "action_low": list(first["action_low"]),
@@ -356,6 +389,9 @@ class WorldDataModule(L.LightningDataModule):
                     e.field = "data.train_split" if split == self.train_split else "data.val_split"
                 raise
             _check_compatible(parts)
+            if self.p_mirror > 0 and split == self.train_split:
+                for part in parts:
+                    _check_mirror_symmetric(part)
             self._parts[split] = parts
         return self._parts[split]
 
@@ -403,7 +439,7 @@ class WorldDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank()
         sampler = StepBatchSampler(self.train_buckets, self.seed, self.max_steps, self._global_step, rank, world,
-                                   self.shares, self.p_reverse)
+                                   self.shares, self.p_reverse, self.p_mirror)
         ds = WindowDataset(self.train_parts, self.train_buckets)
         return StepDataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers)
 
