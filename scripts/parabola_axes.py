@@ -8,7 +8,7 @@ between MuJoCo's bounces (where the gravity probe fits g) with how often the mod
 frame; last, how closely the model's speed over frames 3-8 follows MuJoCo's on each axis (the slope of one against
 the other: 1 reads it from the context, 0 moves every ball alike) and the share of balls it sends the wrong way
 sideways. `--mirror` flips the episodes left to right first (balls launched from the right: every recorded one
-starts on the left). A manual diagnostic behind docs/experiments.md E66-E69 and E139-E141, not a test.
+starts on the left). A manual diagnostic behind docs/experiments.md E66-E69 and E139-E142, not a test.
 
     .venv/bin/python scripts/parabola_axes.py --model worldsim/pretrained/parabola.safetensors
 """
