@@ -47,6 +47,15 @@ def store(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def push_store(tmp_path_factory) -> Path:
+    """An actuated store: clips of it cannot be played backward or mirrored."""
+    path = tmp_path_factory.mktemp("data") / "push16.zarr"
+    record(RecordConfig(store=str(path), scene="push", split="train", episodes=1, frames=8, resolution=16,
+                        progress=False))
+    return path
+
+
 def fit(run: Path, store: Path, *extra: str, wait: bool = True, timeout: float = 600):
     exe = Path(sys.executable).with_name("worldsim")
     args = [str(exe), "fit", "--config", str(DEBUG), "--data.stores", f"[{store}]",
@@ -508,7 +517,7 @@ def test_start_share_draws_clips_from_the_episodes_first_frames(store):
         WorldDataModule(stores=[str(store)], start_share=-0.1)
 
 
-def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
+def test_reversed_clips_play_backward_without_their_caption(store, push_store):
     """`data.p_reverse` plays that share of training clips backward (frames and cameras reversed, caption None: the
     text's null embedding), drawn from (seed, step) like the windows, never in validation; the weights remember it
     (`time_reversed`); an actuated store is refused, naming the setting and the store; a share outside [0, 1] too."""
@@ -532,16 +541,13 @@ def test_reversed_clips_play_backward_without_their_caption(store, tmp_path):
     assert all(len(it) == 2 for it in dm.val_dataloader().batch_sampler.batch(0))
     assert WorldDataModule(stores=[str(store)], val_batches=0).val_dataloader() == []  # no validation at all
     assert dm.describe()["time_reversed"] and not batches(0.0)[0].describe()["time_reversed"]
-    push = tmp_path / "push16.zarr"
-    record(RecordConfig(store=str(push), scene="push", split="train", episodes=1, frames=8, resolution=16,
-                        progress=False))
     with pytest.raises(ConfigError, match=r"push16\.zarr.*data\.p_reverse"):
-        WorldDataModule(stores=[str(push)], p_reverse=0.5).describe()
+        WorldDataModule(stores=[str(push_store)], p_reverse=0.5).describe()
     with pytest.raises(ConfigError, match=r"data\.p_reverse"):
         WorldDataModule(stores=[str(store)], p_reverse=-0.1)
 
 
-def test_mirrored_clips_flip_left_to_right_without_their_caption(store, tmp_path):
+def test_mirrored_clips_flip_left_to_right_without_their_caption(store, push_store, tmp_path):
     """`data.p_mirror` flips that share of training clips left to right (caption None, no flag), drawn from (seed,
     step) after the windows and reverse flags, which stay as without it; never in validation. A store whose
     background is not the same mirrored (`parabola` seen by its tilted camera) is refused, as is an actuated one."""
@@ -571,11 +577,8 @@ def test_mirrored_clips_flip_left_to_right_without_their_caption(store, tmp_path
     with pytest.raises(ConfigError, match=r"parabola_tilted\.zarr.*data\.p_mirror"):
         WorldDataModule(stores=[str(tilted)], windows=[4], p_mirror=0.5).setup("fit")
     WorldDataModule(stores=[str(tilted)], windows=[4]).setup("fit")  # without mirrored clips it is a fine store
-    push = tmp_path / "push16.zarr"
-    record(RecordConfig(store=str(push), scene="push", split="train", episodes=1, frames=8, resolution=16,
-                        progress=False))
     with pytest.raises(ConfigError, match=r"push16\.zarr.*data\.p_mirror"):
-        WorldDataModule(stores=[str(push)], p_mirror=0.5).describe()
+        WorldDataModule(stores=[str(push_store)], p_mirror=0.5).describe()
     with pytest.raises(ConfigError, match=r"data\.p_mirror"):
         WorldDataModule(stores=[str(store)], p_mirror=1.5)
 
